@@ -1,0 +1,21 @@
+"""Columns of `cleaned_documents` and of the per-document filter signals it keeps for scoring."""
+
+import pyarrow as pa
+
+CLEANED_DOCUMENTS_SCHEMA = pa.schema(
+    [
+        ("doc_id", pa.string()),
+        ("shard", pa.string()),
+        ("url", pa.string()),
+        ("language", pa.string()),
+        ("language_score", pa.float64()),
+        ("text", pa.string()),
+        ("content_hash", pa.string()),
+        ("n_chars", pa.int64()),
+        ("source_offset", pa.int64()),
+    ]
+)
+
+SIGNALS_SCHEMA = pa.schema(
+    [("doc_id", pa.string()), ("signal", pa.string()), ("value", pa.float64())]
+)

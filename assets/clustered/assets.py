@@ -1,0 +1,153 @@
+"""Dagster definitions of the clustered stage: embeddings, then k-means domains with labels."""
+
+
+from collections.abc import Iterator
+
+import dagster as dg
+import polars as pl
+import pyarrow as pa
+from pydantic import Field
+
+from assets.clustered.embed import embed_new, embeddings_schema, load_vectors
+from assets.clustered.kmeans import choose_k, cluster
+from assets.clustered.labels import ctfidf_terms
+from assets.contracts import Contract, balance_check, check_specs, contract_check
+from assets.corpus import corpus_documents
+from assets.documents import DROPPED_SCHEMA
+from resources.embedder import Embedder
+from resources.lake import Lake
+
+EMBED_CODE_VERSION = "embeddings-1"
+CLUSTER_CODE_VERSION = "clusters-1"
+
+ASSIGNMENT_SCHEMA = pa.schema(
+    [
+        ("doc_id", pa.string()),
+        ("cluster_id", pa.int32()),
+        ("distance", pa.float32()),
+        ("origin", pa.string()),
+    ]
+)
+SUMMARY_SCHEMA = pa.schema(
+    [
+        ("cluster_id", pa.int32()),
+        ("label", pa.string()),
+        ("size", pa.int64()),
+        ("synthetic_share", pa.float64()),
+        ("representative_doc_ids", pa.list_(pa.string())),
+    ]
+)
+CLUSTER_CONTRACT = Contract(
+    columns=tuple(ASSIGNMENT_SCHEMA.names),
+    not_null=("doc_id", "cluster_id"),
+    ranges={"distance": (-1e-3, 2.0), "cluster_id": (0, None)},
+    allowed={"origin": ("organic", "synthetic")},
+)
+EMBED_CONTRACT = Contract(columns=("doc_id", "text_hash", "model_id", "embedding"))
+
+
+@dg.asset(
+    group_name="clustered",
+    code_version=EMBED_CODE_VERSION,
+    deps=["cleaned_documents", "duplicate_clusters", "rephrased_documents"],
+    check_specs=check_specs("document_embeddings"),
+    kinds={"parquet", "sentence_transformers"},
+)
+def document_embeddings(
+    context: dg.AssetExecutionContext, lake: Lake, embedder: Embedder
+) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    """One vector per corpus document (organic and synthetic); unchanged texts are not re-embedded."""
+    model_id = embedder.model_id()
+    previous = _previous_embeddings(lake, model_id)
+    known = set(zip(previous["doc_id"], previous["text_hash"], strict=True))
+    seen: list[tuple[str, str]] = []
+    new = 0
+    schema = embeddings_schema(embedder.dimension())
+    with lake.publish(
+        "document_embeddings", run_id=context.run_id, code_version=EMBED_CODE_VERSION
+    ) as out:
+        sink = out.table("documents", schema)
+        for keys, table in embed_new(corpus_documents(lake), known, embedder.encode, model_id):
+            seen.extend(keys)
+            if table is not None:
+                sink.write(table)
+                new += table.num_rows
+                context.log.info(f"embedded {new} new documents")
+        keep = pl.DataFrame(seen, schema=["doc_id", "text_hash"], orient="row")
+        sink.write(previous.join(keep, on=["doc_id", "text_hash"], how="semi"))
+    yield dg.MaterializeResult(
+        metadata={"documents": len(seen), "newly_embedded": new, "model": model_id}
+    )
+    files = [f.path for f in lake.files("document_embeddings")]
+    yield contract_check("document_embeddings", files, EMBED_CONTRACT)
+    yield balance_check("document_embeddings", len(seen), sink.rows, 0)
+
+
+def _previous_embeddings(lake: Lake, model_id: str) -> pl.DataFrame:
+    if not lake.has("document_embeddings"):
+        return pl.DataFrame(schema={"doc_id": pl.String, "text_hash": pl.String})
+    return lake.scan("document_embeddings").filter(pl.col("model_id") == model_id).collect()
+
+
+class ClusterConfig(dg.Config):
+    n_clusters: int = Field(0, description="k; 0 picks k by silhouette on a sample.")
+    max_auto_k: int = Field(24, description="Largest k tried when choosing automatically.")
+    seed: int = 0
+    label_terms: int = 5
+    representatives: int = 3
+
+
+@dg.asset(
+    group_name="clustered",
+    code_version=CLUSTER_CODE_VERSION,
+    deps=["document_embeddings"],
+    check_specs=check_specs("clusters"),
+    kinds={"parquet", "scikitlearn"},
+)
+def clusters(
+    context: dg.AssetExecutionContext, config: ClusterConfig, lake: Lake
+) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    """k-means domains over the embeddings, each with a c-TF-IDF label and representatives."""
+    corpus = corpus_documents(lake).select("doc_id", "text", "origin").collect()
+    embedded = lake.scan("document_embeddings").select("doc_id", "embedding").collect()
+    docs = corpus.join(embedded, on="doc_id", how="inner")
+    vectors = load_vectors(docs)
+    k = config.n_clusters or choose_k(vectors, range(2, config.max_auto_k + 1), config.seed)
+    result = cluster(vectors, k, config.seed)
+    terms = ctfidf_terms(docs["text"].to_list(), result.labels, result.k, config.label_terms)
+    assignments = docs.select("doc_id", "origin").with_columns(
+        pl.Series("cluster_id", result.labels), pl.Series("distance", result.distances)
+    )
+    summary = _summary(assignments, terms, config.representatives)
+    with lake.publish("clusters", run_id=context.run_id, code_version=CLUSTER_CODE_VERSION) as out:
+        out.write("documents", assignments, ASSIGNMENT_SCHEMA)
+        out.write("summary", summary, SUMMARY_SCHEMA)
+        out.write("dropped", pl.DataFrame(), DROPPED_SCHEMA)
+    yield dg.MaterializeResult(
+        metadata={
+            "k": result.k,
+            "silhouette": result.silhouette,
+            "documents": assignments.height,
+            "cluster_table": dg.MetadataValue.md(
+                summary.select("cluster_id", "label", "size", "synthetic_share").to_pandas().to_markdown(index=False)
+            ),
+        }
+    )
+    files = [f.path for f in lake.files("clusters")]
+    yield contract_check("clusters", files, CLUSTER_CONTRACT)
+    yield balance_check("clusters", corpus.height, assignments.height, 0)
+
+
+def _summary(assignments: pl.DataFrame, terms: list[list[str]], n_rep: int) -> pl.DataFrame:
+    stats = (
+        assignments.sort("distance")
+        .group_by("cluster_id", maintain_order=False)
+        .agg(
+            pl.len().alias("size"),
+            (pl.col("origin") == "synthetic").mean().alias("synthetic_share"),
+            pl.col("doc_id").head(n_rep).alias("representative_doc_ids"),
+        )
+        .sort("cluster_id")
+    )
+    labels = [" / ".join(terms[c]) or f"cluster {c}" for c in stats["cluster_id"]]
+    return stats.with_columns(pl.Series("label", labels))

@@ -1,0 +1,22 @@
+"""Columns of `rephrased_documents`: the rewrite and everything needed to reproduce it."""
+
+import pyarrow as pa
+
+REPHRASED_SCHEMA = pa.schema(
+    [
+        ("doc_id", pa.string()),
+        ("source_doc_id", pa.string()),
+        ("style_id", pa.string()),
+        ("style_version", pa.int32()),
+        ("prompt_hash", pa.string()),
+        ("model", pa.string()),
+        ("sampling", pa.string()),
+        ("seed", pa.int64()),
+        ("prompt_tokens", pa.int64()),
+        ("completion_tokens", pa.int64()),
+        ("finish_reason", pa.string()),
+        ("source_truncated", pa.bool_()),
+        ("language", pa.string()),
+        ("text", pa.string()),
+    ]
+)

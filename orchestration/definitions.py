@@ -1,0 +1,43 @@
+"""The one Definitions object that `dagster dev -w workspace.yaml` and `foundry` load."""
+
+import dagster as dg
+
+from assets.cleaned.assets import cleaned_documents, duplicate_clusters
+from assets.clustered.assets import clusters, document_embeddings
+from assets.mixed.assets import training_mixture
+from assets.raw.assets import raw_documents
+from assets.rephrased.assets import rephrased_documents
+from assets.scored.assets import quality_scores
+from orchestration.jobs import build_corpus_job, ingest_shard_job
+from orchestration.schedules import nightly_rebuild
+from orchestration.sensors import corpus_after_ingest, new_crawl_shards
+from resources.crawl import CrawlSource
+from resources.embedder import Embedder
+from resources.langid import LanguageIdentifier
+from resources.lake import Lake
+from resources.rewriter import VLLMRewriter
+from resources.tokenizer import TokenCounter
+
+defs = dg.Definitions(
+    assets=[
+        raw_documents,
+        cleaned_documents,
+        duplicate_clusters,
+        rephrased_documents,
+        document_embeddings,
+        clusters,
+        quality_scores,
+        training_mixture,
+    ],
+    jobs=[ingest_shard_job, build_corpus_job],
+    schedules=[nightly_rebuild],
+    sensors=[new_crawl_shards, corpus_after_ingest],
+    resources={
+        "lake": Lake(),
+        "crawl": CrawlSource(),
+        "language_identifier": LanguageIdentifier(),
+        "rewriter": VLLMRewriter(),
+        "embedder": Embedder(),
+        "tokens": TokenCounter(),
+    },
+)

