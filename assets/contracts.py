@@ -89,7 +89,9 @@ def _run_suite(df, contract: Contract) -> list[str]:
     expectations += [gxe.ExpectColumnValuesToBeUnique(column=c) for c in contract.unique]
     expectations += [gxe.ExpectColumnValuesToNotBeNull(column=c) for c in contract.not_null]
     for col, (low, high) in contract.ranges.items():
-        expectations.append(gxe.ExpectColumnValuesToBeBetween(column=col, min_value=low, max_value=high))
+        expectations.append(
+            gxe.ExpectColumnValuesToBeBetween(column=col, min_value=low, max_value=high)
+        )
     for col, values in contract.allowed.items():
         expectations.append(gxe.ExpectColumnValuesToBeInSet(column=col, value_set=list(values)))
     if df.empty:

@@ -73,8 +73,16 @@ def _ui(args: argparse.Namespace) -> int:
 
     ensure_instance()
     command = [
-        sys.executable, "-m", "dagster", "dev", "-w", str(REPO_ROOT / "workspace.yaml"),
-        "-h", args.host, "-p", str(args.port),
+        sys.executable,
+        "-m",
+        "dagster",
+        "dev",
+        "-w",
+        str(REPO_ROOT / "workspace.yaml"),
+        "-h",
+        args.host,
+        "-p",
+        str(args.port),
     ]
     return subprocess.call(command, cwd=REPO_ROOT, env=os.environ.copy())
 

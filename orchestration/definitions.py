@@ -13,8 +13,8 @@ from orchestration.schedules import nightly_rebuild
 from orchestration.sensors import corpus_after_ingest, new_crawl_shards
 from resources.crawl import CrawlSource
 from resources.embedder import Embedder
-from resources.langid import LanguageIdentifier
 from resources.lake import Lake
+from resources.langid import LanguageIdentifier
 from resources.rewriter import VLLMRewriter
 from resources.tokenizer import TokenCounter
 

@@ -32,7 +32,9 @@ def trace_document(catalog: Catalog, doc_or_sample_id: str) -> Trace:
     with catalog.connect(read_only=True) as con:
         views = {r[0] for r in con.execute("SELECT view_name FROM duckdb_views()").fetchall()}
         q = _Query(con, views)
-        mixture = q.rows("training_mixture", "doc_id = ? OR sample_id = ?", doc_or_sample_id, doc_or_sample_id)
+        mixture = q.rows(
+            "training_mixture", "doc_id = ? OR sample_id = ?", doc_or_sample_id, doc_or_sample_id
+        )
         doc_id = mixture[0]["doc_id"] if mixture else doc_or_sample_id
         trace = Trace(doc_id)
         trace.add("mixture samples", mixture)

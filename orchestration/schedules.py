@@ -1,6 +1,5 @@
 """The nightly rebuild: re-ingest every shard; the corpus stages follow when the wave finishes."""
 
-
 import dagster as dg
 
 from assets.partitions import crawl_shards

@@ -1,6 +1,5 @@
 """New crawl files become partitions; finished ingests trigger the corpus-wide stages."""
 
-
 import dagster as dg
 
 from assets.partitions import crawl_shards

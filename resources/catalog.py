@@ -59,7 +59,7 @@ class Catalog:
 
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        """Open the catalog briefly, waiting with jittered backoff while another process holds it."""
+        """Open the catalog briefly, backing off with jitter while another process holds it."""
         if read_only and not self.path.exists():
             read_only = False  # the first reader creates an empty catalog
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -110,11 +110,7 @@ class Catalog:
             )
             con.executemany(
                 "INSERT INTO versions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, true)",
-                [
-                    [t.asset, t.partition, t.version, t.table_name, t.path, t.row_count]
-                    + [run_id, code_version, meta, now]
-                    for t in tables
-                ],
+                [[*_key(t), run_id, code_version, meta, now] for t in tables],
             )
             _refresh_views(con, {t.asset for t in tables})
             con.execute("COMMIT")
@@ -142,6 +138,10 @@ class Catalog:
             )
             names = [d[0] for d in cur.description]
             return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+def _key(t: TableVersion) -> list:
+    return [t.asset, t.partition, t.version, t.table_name, t.path, t.row_count]
 
 
 def view_name(asset: str, table_name: str) -> str:

@@ -17,7 +17,9 @@ class Embedder(ConfigurableResource):
     sentence-transformers already sorts each encode call by length, so batches carry little padding.
     """
 
-    model: str = Field("", description="Local sentence-transformers directory; '' = bundled MiniLM.")
+    model: str = Field(
+        "", description="Local sentence-transformers directory; '' = bundled MiniLM."
+    )
     batch_size: int = 64
     max_seq_length: int = Field(256, description="Tokens per document that the embedding sees.")
     device: str = Field("", description="'cuda', 'cpu' or '' to pick automatically.")

@@ -31,7 +31,7 @@ class MissingUpstreamError(RuntimeError):
 
 
 class TableSink:
-    """Streams rows into one Parquet file in bounded batches, so no stage holds a corpus in memory."""
+    """Streams rows into one Parquet file in bounded batches; no stage holds a corpus in memory."""
 
     def __init__(self, path: Path, schema: pa.Schema, batch_rows: int = 2048) -> None:
         self.path = path
@@ -179,7 +179,7 @@ class Lake(ConfigurableResource):
                 yield from batch.to_pylist()
 
     def versions_of(self, assets: Iterable[str]) -> dict[str, list[str]]:
-        """Current version ids per upstream asset, recorded so outputs name exactly what they read."""
+        """Current version ids per upstream asset, so outputs name exactly what they read."""
         out: dict[str, list[str]] = {}
         for asset in assets:
             out[asset] = sorted({f.version for f in self.catalog.current(asset, "documents")})

@@ -22,7 +22,7 @@ class ModelUnavailableError(RuntimeError):
 
 
 def default_models_dir() -> Path:
-    """Models are shared across FOUNDRY_HOMEs (they never change), so they live in the user cache."""
+    """Models never change, so they are shared across FOUNDRY_HOMEs in the user cache."""
     base = os.environ.get("FOUNDRY_MODEL_CACHE") or Path.home() / ".cache" / "corpus-foundry"
     return Path(base) / "models"
 

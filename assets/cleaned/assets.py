@@ -1,6 +1,5 @@
 """Dagster definitions of the cleaned stage: per-shard filtering, then cross-shard deduplication."""
 
-
 import dataclasses
 import time
 from collections import Counter
@@ -9,15 +8,15 @@ from collections.abc import Iterator
 import dagster as dg
 from pydantic import Field
 
-from assets.cleaned.clean import STAGE, Cleaned, CleaningPolicy, clean_document
+from assets.cleaned.clean import Cleaned, CleaningPolicy, clean_document
 from assets.cleaned.dedup import DEDUP_CODE_VERSION, publish_exact_duplicates
 from assets.cleaned.filters import FilterConfig
 from assets.cleaned.schema import CLEANED_DOCUMENTS_SCHEMA, SIGNALS_SCHEMA
 from assets.contracts import Contract, balance_check, check_specs, contract_check
 from assets.documents import DROPPED_SCHEMA
 from assets.partitions import crawl_shards
-from resources.langid import LanguageIdentifier
 from resources.lake import Lake
+from resources.langid import LanguageIdentifier
 
 CODE_VERSION = "cleaned-1"
 CONTRACT = Contract(
@@ -58,7 +57,9 @@ def _override(filters: FilterConfig, key: str, value: float) -> FilterConfig:
     if section is None or not hasattr(section, param):
         raise dg.Failure(f"Unknown filter parameter {key!r} in filter_overrides")
     kind = type(getattr(section, param))
-    return dataclasses.replace(filters, **{group: dataclasses.replace(section, **{param: kind(value)})})
+    return dataclasses.replace(
+        filters, **{group: dataclasses.replace(section, **{param: kind(value)})}
+    )
 
 
 @dg.asset(
@@ -107,6 +108,7 @@ def cleaned_documents(
             "dropped_by_rule": dg.MetadataValue.json(dict(rules.most_common())),
             "languages": dg.MetadataValue.json(dict(languages.most_common())),
             "docs_per_s": round(rows_in / max(seconds, 1e-9), 1),
+            "compute_s": round(seconds, 3),
         }
     )
     files = lake.files("cleaned_documents", partitions=[shard])
@@ -125,13 +127,16 @@ def duplicate_clusters(
     context: dg.AssetExecutionContext, lake: Lake
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     """Exact duplicates across all shards: which copy is kept, which are removed and why."""
+    started = time.perf_counter()
     result = publish_exact_duplicates(lake, run_id=context.run_id)
+    seconds = time.perf_counter() - started
     context.log.info(f"{result.duplicates} duplicates in {result.clusters} clusters")
     yield dg.MaterializeResult(
         metadata={
             "documents": result.rows_in,
             "clusters": result.clusters,
             "duplicates_removed": result.duplicates,
+            "compute_s": round(seconds, 3),
         }
     )
     files = lake.files("duplicate_clusters")

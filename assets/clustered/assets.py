@@ -1,6 +1,6 @@
 """Dagster definitions of the clustered stage: embeddings, then k-means domains with labels."""
 
-
+import time
 from collections.abc import Iterator
 
 import dagster as dg
@@ -56,7 +56,8 @@ EMBED_CONTRACT = Contract(columns=("doc_id", "text_hash", "model_id", "embedding
 def document_embeddings(
     context: dg.AssetExecutionContext, lake: Lake, embedder: Embedder
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
-    """One vector per corpus document (organic and synthetic); unchanged texts are not re-embedded."""
+    """One vector per corpus document, organic and synthetic; unchanged texts are reused."""
+    started = time.perf_counter()
     model_id = embedder.model_id()
     previous = _previous_embeddings(lake, model_id)
     known = set(zip(previous["doc_id"], previous["text_hash"], strict=True))
@@ -76,7 +77,12 @@ def document_embeddings(
         keep = pl.DataFrame(seen, schema=["doc_id", "text_hash"], orient="row")
         sink.write(previous.join(keep, on=["doc_id", "text_hash"], how="semi"))
     yield dg.MaterializeResult(
-        metadata={"documents": len(seen), "newly_embedded": new, "model": model_id}
+        metadata={
+            "documents": len(seen),
+            "newly_embedded": new,
+            "model": model_id,
+            "compute_s": round(time.perf_counter() - started, 3),
+        }
     )
     files = [f.path for f in lake.files("document_embeddings")]
     yield contract_check("document_embeddings", files, EMBED_CONTRACT)
@@ -108,6 +114,7 @@ def clusters(
     context: dg.AssetExecutionContext, config: ClusterConfig, lake: Lake
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     """k-means domains over the embeddings, each with a c-TF-IDF label and representatives."""
+    started = time.perf_counter()
     corpus = corpus_documents(lake).select("doc_id", "text", "origin").collect()
     embedded = lake.scan("document_embeddings").select("doc_id", "embedding").collect()
     docs = corpus.join(embedded, on="doc_id", how="inner")
@@ -126,10 +133,13 @@ def clusters(
     yield dg.MaterializeResult(
         metadata={
             "k": result.k,
+            "compute_s": round(time.perf_counter() - started, 3),
             "silhouette": result.silhouette,
             "documents": assignments.height,
             "cluster_table": dg.MetadataValue.md(
-                summary.select("cluster_id", "label", "size", "synthetic_share").to_pandas().to_markdown(index=False)
+                summary.select("cluster_id", "label", "size", "synthetic_share")
+                .to_pandas()
+                .to_markdown(index=False)
             ),
         }
     )

@@ -41,9 +41,7 @@ def cluster(vectors: np.ndarray, k: int, seed: int) -> Clustering:
     labels = model.labels_.astype(np.int32)
     distances = 1.0 - np.einsum("ij,ij->i", vectors, centroids[labels])
     silhouette = (
-        float(silhouette_score(vectors, labels, metric="cosine"))
-        if 1 < k < len(vectors)
-        else None
+        float(silhouette_score(vectors, labels, metric="cosine")) if 1 < k < len(vectors) else None
     )
     return Clustering(labels, distances.astype(np.float32), centroids, k, silhouette)
 

@@ -1,7 +1,7 @@
 """Dagster definition of the mixed stage: weights over domains, a token-budgeted sample, shards."""
 
-
 import json
+import time
 from collections.abc import Iterator
 
 import dagster as dg
@@ -23,7 +23,13 @@ CONTRACT = Contract(
     not_null=("sample_id", "doc_id", "domain", "shard"),
     ranges={"repeat": (0, None), "tokens": (1, None), "weight": (0.0, 1.0)},
 )
-UPSTREAM = ["cleaned_documents", "duplicate_clusters", "rephrased_documents", "clusters", "quality_scores"]
+UPSTREAM = [
+    "cleaned_documents",
+    "duplicate_clusters",
+    "rephrased_documents",
+    "clusters",
+    "quality_scores",
+]
 
 
 class MixedConfig(dg.Config):
@@ -46,9 +52,13 @@ def training_mixture(
     context: dg.AssetExecutionContext, config: MixedConfig, lake: Lake, tokens: TokenCounter
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     """The training data: shards, a manifest, and for every sampled document where it came from."""
+    started = time.perf_counter()
     policy = MixturePolicy(
-        config.token_budget, config.temperature, config.max_repeats,
-        config.max_synthetic_share, config.seed,
+        config.token_budget,
+        config.temperature,
+        config.max_repeats,
+        config.max_synthetic_share,
+        config.seed,
     )
     docs = _domains(lake, tokens, config.high_quality_bucket)
     weights = temperature_weights(docs, policy)
@@ -64,7 +74,9 @@ def training_mixture(
         "method": "temperature",
         "policy": policy.__dict__,
         "weights": weights,
-        "tokens_per_domain": dict(samples.group_by("domain").agg(pl.col("tokens").sum()).iter_rows()),
+        "tokens_per_domain": dict(
+            samples.group_by("domain").agg(pl.col("tokens").sum()).iter_rows()
+        ),
         "upstream_versions": lake.versions_of(UPSTREAM),
     }
     with lake.publish(
@@ -75,10 +87,13 @@ def training_mixture(
         out.write("documents", rows, _schema(rows))
         names = sorted(placed["shard"].unique().to_list())
         out.write("dropped", _not_sampled(unsampled, weights), DROPPED_SCHEMA)
-        (out.staging / "manifest.json").write_text(json.dumps({**manifest, "shards": names}, indent=2))
+        (out.staging / "manifest.json").write_text(
+            json.dumps({**manifest, "shards": names}, indent=2)
+        )
     yield dg.MaterializeResult(
         metadata={
             "tokens": manifest["tokens"],
+            "compute_s": round(time.perf_counter() - started, 3),
             "token_budget": policy.token_budget,
             "budget_error": abs(manifest["tokens"] - policy.token_budget) / policy.token_budget,
             "weights": dg.MetadataValue.json(weights),
@@ -99,14 +114,18 @@ def _domains(lake: Lake, tokens: TokenCounter, high_bucket: int) -> pl.DataFrame
     assigned = lake.scan("clusters").select("doc_id", "cluster_id")
     scored = lake.scan("quality_scores").select("doc_id", "quality_bucket")
     docs = corpus.join(assigned, on="doc_id").join(scored, on="doc_id").collect()
-    tier = pl.when(pl.col("quality_bucket") >= high_bucket).then(pl.lit("hq")).otherwise(pl.lit("lq"))
+    tier = (
+        pl.when(pl.col("quality_bucket") >= high_bucket).then(pl.lit("hq")).otherwise(pl.lit("lq"))
+    )
     domain = pl.format("c{}-{}-{}", pl.col("cluster_id"), tier, pl.col("origin"))
     counts = tokens.count(docs["text"].to_list())
     return docs.with_columns(domain.alias("domain"), pl.Series("tokens", counts, dtype=pl.Int64))
 
 
 def _shard_rows(samples: pl.DataFrame, docs: pl.DataFrame) -> pl.DataFrame:
-    joined = samples.join(docs.select("doc_id", "text", "origin", "cluster_id", "quality_bucket"), on="doc_id")
+    joined = samples.join(
+        docs.select("doc_id", "text", "origin", "cluster_id", "quality_bucket"), on="doc_id"
+    )
     metadata = pl.struct(
         "doc_id", "repeat", "domain", "origin", "cluster_id", "quality_bucket", "tokens"
     ).alias("metadata")
@@ -118,9 +137,13 @@ def _not_sampled(unsampled: pl.DataFrame, weights: dict[str, float]) -> pl.DataF
         "doc_id",
         pl.lit("mixed").alias("stage"),
         pl.lit("mixture:not_sampled").alias("rule"),
-        pl.col("domain").replace_strict(weights, default=None, return_dtype=pl.Float64).alias("value"),
+        pl.col("domain")
+        .replace_strict(weights, default=None, return_dtype=pl.Float64)
+        .alias("value"),
         pl.lit(None, dtype=pl.Float64).alias("threshold"),
-        (pl.lit("domain ") + pl.col("domain") + pl.lit(" filled its token share without it")).alias("detail"),
+        (pl.lit("domain ") + pl.col("domain") + pl.lit(" filled its token share without it")).alias(
+            "detail"
+        ),
     )
 
 

@@ -73,5 +73,11 @@ def sample_mixture(
         ]
     return pl.DataFrame(
         rows,
-        schema={"doc_id": pl.String, "repeat": pl.Int32, "tokens": pl.Int64, "domain": pl.String, "weight": pl.Float64},
+        schema={
+            "doc_id": pl.String,
+            "repeat": pl.Int32,
+            "tokens": pl.Int64,
+            "domain": pl.String,
+            "weight": pl.Float64,
+        },
     )

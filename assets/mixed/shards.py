@@ -1,4 +1,4 @@
-"""Mixture shards in the two formats training stacks read: Parquet and JSONL.gz (text, id, metadata)."""
+"""Mixture shards in two formats training stacks read: Parquet and JSONL.gz (text, id, metadata)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,5 @@
 """Dagster definition of the raw stage: one crawl shard in, documents and quarantine out."""
 
-
 from collections.abc import Iterator
 
 import dagster as dg
@@ -53,6 +52,7 @@ def raw_documents(
             "quarantined": counts.quarantined,
             "quarantine_reasons": dg.MetadataValue.json(counts.reasons),
             "records_per_s": round(counts.records / max(counts.seconds, 1e-9), 1),
+            "compute_s": round(counts.seconds, 3),
         }
     )
     yield contract_check(

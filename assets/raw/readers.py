@@ -17,6 +17,7 @@ Contract, shared by all formats:
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import zlib
 from collections.abc import Callable, Iterator
@@ -76,13 +77,19 @@ def read_shard(
 
 def shard_format(path_or_url: str) -> str | None:
     """Format name from the file name ("warc", "jsonl", "parquet"), or None if unsupported."""
-    name = path_or_url.lower()
-    if name.startswith(("http://", "https://")):
-        name = name.split("#", 1)[0].split("?", 1)[0]
+    name = _file_name(path_or_url)
     for suffix, fmt in _SUFFIX_FORMATS:
         if name.endswith(suffix):
             return fmt
     return None
+
+
+def _file_name(path_or_url: str) -> str:
+    """Lower-case name without an HTTP query string or fragment, for suffix checks."""
+    name = path_or_url.lower()
+    if name.startswith(("http://", "https://")):
+        name = name.split("#", 1)[0].split("?", 1)[0]
+    return name
 
 
 def _reader_for(path_or_url: str) -> ShardReader | None:
@@ -152,8 +159,9 @@ def _read_warc(fh: IO[bytes], source: str, max_bytes: int) -> Iterator[RecordIte
         except Exception as exc:
             if _is_io_failure(exc):
                 raise
+            reason = CORRUPT_ARCHIVE if _exhausted(records) else _corrupt_reason(exc)
             detail = short_detail(f"{type(exc).__name__}: {exc}")
-            yield Quarantined(source, records.offset, None, _corrupt_reason(exc), detail)
+            yield Quarantined(source, records.offset, None, reason, detail)
             return
         url = record.rec_headers.get_header("WARC-Target-URI")
         if not complete:
@@ -168,6 +176,17 @@ def _read_warc(fh: IO[bytes], source: str, max_bytes: int) -> Iterator[RecordIte
         # warcio treats a header cut short by end-of-file as a clean end; it is not.
         detail = "file ends inside a record header or gzip member (truncated file)"
         yield Quarantined(source, records.offset, None, CORRUPT_ARCHIVE, detail)
+
+
+def _exhausted(records: _CheckedArchiveIterator) -> bool:
+    """A header that fails to parse with nothing left to read was cut short: truncation."""
+    reader = records.reader
+    if reader is None or not reader.empty() or reader.rem_length():
+        return False
+    try:
+        return not records.fh.read(1)
+    except (OSError, ValueError):  # the file is abandoned anyway; this only picks the reason
+        return False
 
 
 def _inspect(record: ArcWarcRecord, max_bytes: int) -> _Payload | _Reject | None:
@@ -273,8 +292,9 @@ def _warc_raw_record(
 
 def _read_jsonl(fh: IO[bytes], source: str, max_bytes: int) -> Iterator[RecordItem]:
     """One JSON object per line; a bad line is quarantined and the next one is read."""
-    compressed = source.lower().split("?", 1)[0].endswith(".gz")
-    stream: IO[bytes] = gzip.GzipFile(fileobj=fh, mode="rb") if compressed else fh
+    # fsspec's remote files (s3, http) have no readline(limit); BufferedReader adds it.
+    compressed = _file_name(source).endswith(".gz")
+    stream = gzip.GzipFile(fileobj=fh, mode="rb") if compressed else io.BufferedReader(fh)
     line_limit = JSONL_ESCAPE_FACTOR * max_bytes + JSONL_METADATA_SLACK
     with stream:
         for index, line in _bounded_lines(stream, line_limit, source):
@@ -287,7 +307,7 @@ def _read_jsonl(fh: IO[bytes], source: str, max_bytes: int) -> Iterator[RecordIt
 
 
 def _bounded_lines(
-    stream: IO[bytes], limit: int, source: str
+    stream: io.BufferedIOBase, limit: int, source: str
 ) -> Iterator[tuple[int, bytes | Quarantined]]:
     """Lines with their 0-based number; over-long lines are skipped, never held in memory."""
     index = 0
@@ -311,7 +331,7 @@ def _bounded_lines(
         index += 1
 
 
-def _skip_rest_of_line(stream: IO[bytes], limit: int) -> None:
+def _skip_rest_of_line(stream: io.BufferedIOBase, limit: int) -> None:
     while (part := stream.readline(limit)) and not part.endswith(b"\n"):
         pass
 

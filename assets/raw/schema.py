@@ -1,4 +1,4 @@
-"""Columns of `raw_documents`: the extracted text plus everything needed to find the record again."""
+"""Columns of `raw_documents`: extracted text plus everything needed to find the record again."""
 
 import pyarrow as pa
 

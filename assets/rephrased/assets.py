@@ -1,6 +1,6 @@
 """Dagster definition of the rephrased stage: vLLM rewrites, on the GPU pool, resumable."""
 
-
+import time
 from collections import Counter
 from collections.abc import Iterator
 
@@ -15,8 +15,8 @@ from assets.rephrased.quality import QualityPolicy
 from assets.rephrased.rewrite import RewriteKey, batched, rewrite_batch
 from assets.rephrased.schema import REPHRASED_SCHEMA
 from assets.rephrased.styles import get_style
-from resources.langid import LanguageIdentifier
 from resources.lake import Lake
+from resources.langid import LanguageIdentifier
 from resources.rewriter import VLLMRewriter
 
 CODE_VERSION = "rephrased-1"
@@ -51,7 +51,7 @@ def rephrased_documents(
     rewriter: VLLMRewriter,
     language_identifier: LanguageIdentifier,
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
-    """Synthetic rewrites of selected documents; each names its source, style, model and sampling."""
+    """Synthetic rewrites of selected documents, each naming source, style, model and sampling."""
     style = get_style(config.style)
     key = RewriteKey(style.style_id, style.version, style.prompt_hash, rewriter.model_id())
     organic = organic_documents(lake)
@@ -59,6 +59,7 @@ def rephrased_documents(
     done = set(carried["doc_id"]) | set(carried_drops["doc_id"])
     todo = _select(organic, config, key, done)
     rules: Counter[str] = Counter()
+    started = time.perf_counter()
     with lake.publish(
         "rephrased_documents", run_id=context.run_id, code_version=CODE_VERSION
     ) as out:
@@ -84,6 +85,7 @@ def rephrased_documents(
             "rejected_total": dropped.rows,
             "rejected_this_run": dg.MetadataValue.json(dict(rules)),
             "model": key.model,
+            "compute_s": round(time.perf_counter() - started, 3),
             "style": f"{style.style_id} v{style.version}",
         }
     )

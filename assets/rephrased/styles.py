@@ -21,13 +21,15 @@ class Style:
 
     @property
     def prompt_hash(self) -> str:
-        """Identifies the exact prompt text, so an edited prompt is never mistaken for the old one."""
-        return hashlib.blake2b((self.system + "\x00" + self.user).encode(), digest_size=6).hexdigest()
+        """Names the exact prompt text, so an edited prompt is never mistaken for the old one."""
+        return hashlib.blake2b(
+            (self.system + "\x00" + self.user).encode(), digest_size=6
+        ).hexdigest()
 
     def messages(self, text: str) -> list[dict[str, str]]:
         """The document goes in as data inside the user turn; it never becomes the instruction."""
         messages = [{"role": "system", "content": self.system}] if self.system else []
-        return messages + [{"role": "user", "content": self.user.replace("{text}", text)}]
+        return [*messages, {"role": "user", "content": self.user.replace("{text}", text)}]
 
 
 @cache

@@ -1,6 +1,6 @@
 """Dagster definition of the scored stage: signals per document and one combined score."""
 
-
+import time
 from collections.abc import Iterator
 
 import dagster as dg
@@ -44,10 +44,13 @@ def quality_scores(
     unknown = set(config.weights) - set(SIGNAL_NAMES)
     if unknown:
         raise dg.Failure(f"Unknown signals in weights: {sorted(unknown)}; known: {SIGNAL_NAMES}")
+    started = time.perf_counter()
     corpus = corpus_documents(lake).select("doc_id", "origin", "text")
     signals = pl.concat(
         [
-            pl.DataFrame([{"doc_id": d, "origin": o, **heuristic_signals(t)} for d, o, t in b.iter_rows()])
+            pl.DataFrame(
+                [{"doc_id": d, "origin": o, **heuristic_signals(t)} for d, o, t in b.iter_rows()]
+            )
             for b in corpus.collect_batches(chunk_size=1024)
         ]
     )
@@ -58,6 +61,7 @@ def quality_scores(
     yield dg.MaterializeResult(
         metadata={
             "documents": scores.height,
+            "compute_s": round(time.perf_counter() - started, 3),
             "mean_score_by_origin": dg.MetadataValue.json(
                 dict(scores.group_by("origin").agg(pl.col("quality_score").mean()).iter_rows())
             ),

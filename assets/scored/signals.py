@@ -9,7 +9,8 @@ from collections import Counter
 WORD = re.compile(r"\w+", re.UNICODE)
 TERMINAL = (".", "!", "?", '"', "。", "！", "？", "」")
 STOP_WORDS = frozenset(
-    "the be to of and that have with a in is it for on as was are this by not or at from".split()
+    ("the", "be", "to", "of", "and", "that", "have", "with", "a", "in", "is", "it", "for")
+    + ("on", "as", "was", "are", "this", "by", "not", "or", "at", "from")
 )
 
 SIGNAL_NAMES = (

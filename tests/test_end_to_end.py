@@ -1,0 +1,127 @@
+"""The whole graph materialized on real crawls, in a temporary FOUNDRY_HOME, with real models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+from warcio.archiveiterator import ArchiveIterator
+
+from orchestration.lineage import trace_document
+from orchestration.runner import run_pipeline
+from resources.lake import Lake
+from tests.conftest import SAMPLE_CRAWL, SECOND_CRAWL
+
+pytestmark = pytest.mark.slow
+
+STAGE_ASSETS = [
+    "raw_documents",
+    "cleaned_documents",
+    "duplicate_clusters",
+    "rephrased_documents",
+    "document_embeddings",
+    "clusters",
+    "quality_scores",
+    "training_mixture",
+]
+BUDGET = 60_000
+
+
+def corpus_config(new_rewrites: int) -> dict:
+    return {
+        "ops": {
+            "rephrased_documents": {"config": {"max_new_documents": new_rewrites}},
+            "training_mixture": {"config": {"token_budget": BUDGET}},
+        }
+    }
+
+
+@pytest.fixture(scope="module")
+def sample_run(tmp_path_factory: pytest.TempPathFactory) -> Lake:
+    home = tmp_path_factory.mktemp("e2e") / "foundry"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FOUNDRY_HOME", str(home))
+        mp.setenv("DAGSTER_HOME", str(home / "dagster"))
+        mp.setenv("FOUNDRY_CRAWL_DIR", str(SAMPLE_CRAWL))
+        summary = run_pipeline(parallel=2, corpus_config=corpus_config(4))
+    assert summary.failed == [] and summary.corpus_ok
+    assert len(summary.shards) == len(list(SAMPLE_CRAWL.glob("*.warc.gz")))
+    return Lake(home=str(home))
+
+
+def test_every_stage_has_a_current_version_with_rows(sample_run: Lake) -> None:
+    for asset in STAGE_ASSETS:
+        rows = sum(f.row_count for f in sample_run.files(asset))
+        assert rows > 0, asset
+    shards = {f.partition for f in sample_run.files("raw_documents")}
+    assert len(shards) == 6
+
+
+def test_books_balance_from_raw_to_cleaned(sample_run: Lake) -> None:
+    raw = sample_run.scan("raw_documents").select("doc_id").collect()
+    cleaned = sample_run.scan("cleaned_documents").select("doc_id").collect()
+    dropped = sample_run.scan("cleaned_documents", "dropped").select("doc_id", "rule").collect()
+    assert raw.height == cleaned.height + dropped.height
+    assert set(raw["doc_id"]) == set(cleaned["doc_id"]) | set(dropped["doc_id"])
+    assert dropped["rule"].null_count() == 0
+    languages = set(sample_run.scan("cleaned_documents").select("language").collect()["language"])
+    assert {"en", "de", "fr", "ja"} <= languages
+
+
+def test_rewrites_are_real_and_name_their_source(sample_run: Lake) -> None:
+    rewrites = sample_run.scan("rephrased_documents").collect()
+    rejected = sample_run.scan("rephrased_documents", "dropped").collect()
+    assert rewrites.height + rejected.height == 4
+    organic = set(sample_run.scan("cleaned_documents").select("doc_id").collect()["doc_id"])
+    assert set(rewrites["source_doc_id"]) <= organic
+    assert (rewrites["completion_tokens"] > 0).all()
+    assert set(rewrites["model"]) <= {"SmolLM2-135M-Instruct"}
+
+
+def test_clusters_have_labels_and_cover_the_corpus(sample_run: Lake) -> None:
+    summary = sample_run.scan("clusters", "summary").collect()
+    assert summary.height >= 2
+    assert all(label and not label.startswith("cluster ") for label in summary["label"])
+    assigned = sample_run.scan("clusters").collect()
+    scored = sample_run.scan("quality_scores").collect()
+    assert set(assigned["doc_id"]) == set(scored["doc_id"])
+
+
+def test_mixture_meets_its_budget_and_ships_shards(sample_run: Lake) -> None:
+    mixture = sample_run.scan("training_mixture").collect()
+    tokens = mixture["tokens"].sum()
+    assert abs(tokens - BUDGET) / BUDGET < 0.01
+    assert mixture.group_by("doc_id").len()["len"].max() <= 4
+    version_dir = Path(sample_run.files("training_mixture")[0].path).parent
+    assert (version_dir / "manifest.json").exists()
+    shard = pl.read_parquet(next((version_dir / "shards").glob("*.parquet")))
+    assert set(shard.columns) == {"id", "text", "metadata"}
+    assert list((version_dir / "shards").glob("*.jsonl.gz"))
+
+
+def test_a_mixture_document_traces_back_to_its_warc_record(sample_run: Lake) -> None:
+    mixture = sample_run.scan("training_mixture").collect()
+    organic = set(sample_run.scan("cleaned_documents").select("doc_id").collect()["doc_id"])
+    synthetic = mixture.filter(~pl.col("doc_id").is_in(list(organic)))
+    for sample_id in [mixture["sample_id"][0], *synthetic["sample_id"].head(1)]:
+        trace = trace_document(sample_run.catalog, sample_id)
+        titles = [t for t, _ in trace.steps]
+        assert "mixture samples" in titles and "cluster" in titles and "scores" in titles
+        raw = dict(trace.steps)["raw record"][0]
+        with open(raw["source_file"], "rb") as fh:
+            fh.seek(raw["source_offset"])
+            record = next(iter(ArchiveIterator(fh)))
+        assert record.rec_headers.get_header("WARC-Target-URI") == raw["url"]
+
+
+def test_another_crawl_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FOUNDRY_HOME", str(tmp_path / "foundry"))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "foundry" / "dagster"))
+    monkeypatch.setenv("FOUNDRY_CRAWL_DIR", str(SECOND_CRAWL))
+    summary = run_pipeline(parallel=2, corpus_config=corpus_config(0))
+    assert summary.corpus_ok and not summary.failed
+    lake = Lake(home=str(tmp_path / "foundry"))
+    assert lake.scan("training_mixture").collect().height > 0
+    clusters = lake.scan("duplicate_clusters").collect()
+    assert clusters.height > 0, "apt-doc serves each guide as both dir/ and dir/index.html"
