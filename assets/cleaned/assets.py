@@ -9,8 +9,10 @@ import dagster as dg
 from pydantic import Field
 
 from assets.cleaned.clean import Cleaned, CleaningPolicy, clean_document
-from assets.cleaned.dedup import DEDUP_CODE_VERSION, publish_exact_duplicates
+from assets.cleaned.dedup import DEDUP_CODE_VERSION, KEEP_POLICIES, DedupPolicy, publish_duplicates
 from assets.cleaned.filters import FilterConfig
+from assets.cleaned.minhash import MinHashConfig
+from assets.cleaned.pii import PiiPolicy
 from assets.cleaned.schema import CLEANED_DOCUMENTS_SCHEMA, SIGNALS_SCHEMA
 from assets.contracts import Contract, balance_check, check_specs, contract_check
 from assets.documents import DROPPED_SCHEMA
@@ -22,7 +24,7 @@ CODE_VERSION = "cleaned-1"
 CONTRACT = Contract(
     columns=tuple(CLEANED_DOCUMENTS_SCHEMA.names),
     not_null=("doc_id", "language", "content_hash", "text"),
-    ranges={"language_score": (0.0, 1.0), "n_chars": (1, None)},
+    ranges={"language_score": (0.0, 1.0), "n_chars": (1, None), "toxicity": (0.0, 1.0)},
 )
 
 
@@ -35,6 +37,13 @@ class CleanedConfig(dg.Config):
     gopher_quality: bool = True
     c4: bool = True
     fineweb_quality: bool = True
+    max_toxicity: float | None = Field(
+        None, description="Drop above this toxicity (0-1); None only annotates the score."
+    )
+    redact_emails: bool = True
+    redact_phones: bool = True
+    redact_ips: bool = True
+    phone_region: str = Field("US", description="Region for phone numbers without +prefix.")
     filter_overrides: dict[str, float] = Field(
         default_factory=dict,
         description='Override one filter parameter, e.g. {"gopher_quality.min_doc_words": 30}.',
@@ -48,7 +57,18 @@ class CleanedConfig(dg.Config):
         for key, value in self.filter_overrides.items():
             filters = _override(filters, key, value)
         languages = tuple(self.languages) if self.languages is not None else None
-        return CleaningPolicy(self.min_language_score, languages, filters)
+        pii = PiiPolicy(self.redact_emails, self.redact_phones, self.redact_ips, self.phone_region)
+        return CleaningPolicy(self.min_language_score, languages, filters, pii, self.max_toxicity)
+
+
+def _bin(value: float, width: float = 0.1) -> str:
+    low = min(int(value / width), int(1 / width) - 1) * width
+    return f"{low:.1f}-{low + width:.1f}"
+
+
+def _histogram(bins: Counter[str]) -> str:
+    rows = [f"| {b} | {n} | {'#' * min(n, 60)} |" for b, n in sorted(bins.items())]
+    return "\n".join(["| toxicity | documents | |", "| --- | ---: | --- |", *rows])
 
 
 def _override(filters: FilterConfig, key: str, value: float) -> FilterConfig:
@@ -80,6 +100,8 @@ def cleaned_documents(
     shard, policy = context.partition_key, config.policy()
     rules: Counter[str] = Counter()
     languages: Counter[str] = Counter()
+    pii: Counter[str] = Counter()
+    toxicity_bins: Counter[str] = Counter()
     rows_in, started = 0, time.perf_counter()
     with lake.publish(
         "cleaned_documents", shard, run_id=context.run_id, code_version=CODE_VERSION
@@ -93,6 +115,9 @@ def cleaned_documents(
             if isinstance(result, Cleaned):
                 kept.append(result.row)
                 languages[result.row["language"]] += 1
+                for kind in ("emails", "phones", "ips"):
+                    pii[kind] += result.row[f"pii_{kind}"]
+                toxicity_bins[_bin(result.row["toxicity"])] += 1
                 for name, value in result.signals.items():
                     signals.append({"doc_id": doc["doc_id"], "signal": name, "value": value})
             else:
@@ -107,6 +132,8 @@ def cleaned_documents(
             "dropped": dropped.rows,
             "dropped_by_rule": dg.MetadataValue.json(dict(rules.most_common())),
             "languages": dg.MetadataValue.json(dict(languages.most_common())),
+            "pii_replaced": dg.MetadataValue.json(dict(pii)),
+            "toxicity_histogram": dg.MetadataValue.md(_histogram(toxicity_bins)),
             "docs_per_s": round(rows_in / max(seconds, 1e-9), 1),
             "compute_s": round(seconds, 3),
         }
@@ -114,6 +141,22 @@ def cleaned_documents(
     files = lake.files("cleaned_documents", partitions=[shard])
     yield contract_check("cleaned_documents", [f.path for f in files], CONTRACT)
     yield balance_check("cleaned_documents", rows_in, kept.rows, dropped.rows)
+
+
+class DedupConfig(dg.Config):
+    """FineWeb's MinHash defaults: word 5-grams, 14 bands x 8 rows = 112 hashes."""
+
+    near_duplicates: bool = Field(True, description="MinHash near duplicates besides exact ones.")
+    ngram: int = 5
+    bands: int = 14
+    rows: int = 8
+    threshold: float = Field(0.8, description="Exact Jaccard a candidate pair must reach.")
+    seed: int = 1
+    keep: str = Field("earliest", description=f"Which copy survives: one of {KEEP_POLICIES}.")
+
+    def policy(self) -> DedupPolicy:
+        minhash = MinHashConfig(self.ngram, self.bands, self.rows, self.threshold, self.seed)
+        return DedupPolicy(minhash, self.near_duplicates, self.keep)
 
 
 @dg.asset(
@@ -124,19 +167,26 @@ def cleaned_documents(
     kinds={"parquet", "duckdb"},
 )
 def duplicate_clusters(
-    context: dg.AssetExecutionContext, lake: Lake
+    context: dg.AssetExecutionContext, config: DedupConfig, lake: Lake
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
-    """Exact duplicates across all shards: which copy is kept, which are removed and why."""
-    started = time.perf_counter()
-    result = publish_exact_duplicates(lake, run_id=context.run_id)
-    seconds = time.perf_counter() - started
-    context.log.info(f"{result.duplicates} duplicates in {result.clusters} clusters")
+    """Exact and near duplicates across all shards: which copy is kept, which removed and why.
+
+    Incremental: signatures of unchanged shards are reused from the previous version."""
+    result = publish_duplicates(lake, config.policy(), run_id=context.run_id)
+    context.log.info(
+        f"{result.duplicates} duplicates in {result.clusters} clusters; signed "
+        f"{len(result.shards_signed)} shards, reused {len(result.shards_reused)}"
+    )
     yield dg.MaterializeResult(
         metadata={
             "documents": result.rows_in,
             "clusters": result.clusters,
             "duplicates_removed": result.duplicates,
-            "compute_s": round(seconds, 3),
+            "exact_pairs": result.exact_pairs,
+            "near_duplicate_pairs": result.near_pairs,
+            "shards_signed": dg.MetadataValue.json(result.shards_signed),
+            "shards_reused": dg.MetadataValue.json(result.shards_reused),
+            "compute_s": round(result.seconds, 3),
         }
     )
     files = lake.files("duplicate_clusters")

@@ -1,8 +1,9 @@
 """The per-document decisions of the cleaned stage, in FineWeb's order, each one explained.
 
 Unicode repair -> language identification -> Gopher repetition -> Gopher quality -> C4 ->
-FineWeb quality. A document either comes out (possibly with lines removed by C4) or leaves a
-`Drop` naming the rule, the measured value and the threshold.
+FineWeb quality -> toxicity (annotated, filtered only above a threshold) -> PII redaction. A
+document either comes out (possibly with lines removed by C4 and PII replaced) or leaves a `Drop`
+naming the rule, the measured value and the threshold.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from dataclasses import dataclass, field
 import ftfy
 
 from assets.cleaned.filters import FilterConfig, apply_filters
+from assets.cleaned.pii import PiiPolicy, redact
+from assets.cleaned.toxicity import score_toxicity
 from assets.documents import Drop, content_hash
 
 STAGE = "cleaned"
@@ -23,6 +26,8 @@ class CleaningPolicy:
     min_language_score: float = 0.65  # FineWeb's fastText threshold
     languages: tuple[str, ...] | None = None  # None keeps every language
     filters: FilterConfig = field(default_factory=FilterConfig)
+    pii: PiiPolicy = field(default_factory=PiiPolicy)
+    max_toxicity: float | None = None  # None annotates only
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +49,11 @@ def clean_document(
     verdict = apply_filters(text, language, policy.filters)
     if not verdict.kept:
         return _drop(doc, verdict.rule or "filter", verdict.value, verdict.threshold, language)
-    text = verdict.text
+    toxicity = score_toxicity(verdict.text)
+    if policy.max_toxicity is not None and toxicity.mean > policy.max_toxicity:
+        return _drop(doc, "toxicity:above_threshold", toxicity.mean, policy.max_toxicity, language)
+    redaction = redact(verdict.text, policy.pii)
+    text = redaction.text
     row = {
         "doc_id": doc["doc_id"],
         "shard": doc["shard"],
@@ -55,8 +64,13 @@ def clean_document(
         "content_hash": content_hash(text),
         "n_chars": len(text),
         "source_offset": doc["source_offset"],
+        "toxicity": toxicity.mean,
+        "pii_emails": redaction.emails,
+        "pii_phones": redaction.phones,
+        "pii_ips": redaction.ips,
     }
-    return Cleaned(row, {"language_score": score, **verdict.signals})
+    signals = {"language_score": score, "toxicity_max": toxicity.max, **verdict.signals}
+    return Cleaned(row, signals)
 
 
 def _drop(

@@ -1,20 +1,34 @@
-"""Cross-shard deduplication: group documents, keep one per group, record everything removed.
+"""Cross-shard deduplication, incremental: exact hashes plus MinHash LSH near duplicates.
 
-Exact duplicates share the hash of their normalised text. The earliest copy (by shard order,
-then position in the shard) is kept, so the choice is the same however the shards were run.
+Each run reuses the signatures and confirmed pairs of shards whose cleaned version has not
+changed, and only signs and searches the new or changed shards (against everything). Pairs are
+then grouped into clusters (union-find) and the keep policy picks one document per cluster; every
+other member is recorded as dropped with the similarity that tied it to its cluster.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from assets.cleaned.minhash import (
+    BandIndex,
+    MinHashConfig,
+    MinHasher,
+    candidate_pairs,
+    verify_pairs,
+)
 from assets.documents import DROPPED_SCHEMA
 from resources.lake import Lake
 
-DEDUP_CODE_VERSION = "dedup-1"
+DEDUP_CODE_VERSION = "dedup-2"
+KEEP_POLICIES = ("earliest", "longest", "best_quality")
+PREFILTER_MARGIN = 0.2  # candidates whose estimate is this far below the threshold are skipped
 
 CLUSTER_SCHEMA = pa.schema(
     [
@@ -26,65 +40,258 @@ CLUSTER_SCHEMA = pa.schema(
         ("is_kept", pa.bool_()),
     ]
 )
+PAIRS_SCHEMA = pa.schema(
+    [("a", pa.string()), ("b", pa.string()), ("similarity", pa.float64()), ("method", pa.string())]
+)
+
+
+def signature_schema(num_hashes: int) -> pa.Schema:
+    return pa.schema(
+        [
+            ("doc_id", pa.string()),
+            ("shard", pa.string()),
+            ("shard_version", pa.string()),
+            ("config", pa.string()),
+            ("signature", pa.list_(pa.uint64(), num_hashes)),
+        ]
+    )
 
 
 @dataclass(frozen=True)
+class DedupPolicy:
+    minhash: MinHashConfig = field(default_factory=MinHashConfig)
+    near_duplicates: bool = True
+    keep: str = "earliest"
+
+    def key(self) -> str:
+        m = self.minhash
+        return f"w{m.ngram}-b{m.bands}x{m.rows}-s{m.seed}-t{m.threshold}"
+
+
+@dataclass
 class DedupResult:
-    rows_in: int
-    kept: int
-    duplicates: int
-    clusters: int
+    rows_in: int = 0
+    kept: int = 0
+    duplicates: int = 0
+    clusters: int = 0
+    shards_signed: list[str] = field(default_factory=list)
+    shards_reused: list[str] = field(default_factory=list)
+    near_pairs: int = 0
+    exact_pairs: int = 0
+    seconds: float = 0.0
 
 
-def exact_duplicate_clusters(docs: pl.LazyFrame) -> pl.DataFrame:
-    """Members of every group of two or more documents with the same content hash."""
-    ordered = docs.select("doc_id", "shard", "source_offset", "content_hash").sort(
-        "shard", "source_offset", "doc_id"
+def publish_duplicates(lake: Lake, policy: DedupPolicy, run_id: str | None) -> DedupResult:
+    started = time.perf_counter()
+    result = DedupResult()
+    shards = {f.partition: f.version for f in lake.files("cleaned_documents")}
+    old_sigs, old_pairs = _previous_state(lake, policy, shards)
+    result.shards_reused = sorted(set(old_sigs["shard"].unique()) if old_sigs.height else set())
+    result.shards_signed = sorted(set(shards) - set(result.shards_reused))
+    docs = lake.scan("cleaned_documents").select(
+        "doc_id", "shard", "source_offset", "content_hash", "n_chars"
     )
-    return (
-        ordered.with_columns(
-            pl.len().over("content_hash").alias("size"),
-            pl.col("doc_id").first().over("content_hash").alias("kept_doc_id"),
-        )
-        .filter(pl.col("size") > 1)
-        .select(
-            "doc_id",
-            pl.col("content_hash").alias("cluster_id"),
-            "kept_doc_id",
-            pl.lit(1.0).alias("similarity"),
-            pl.lit("exact").alias("method"),
-            (pl.col("doc_id") == pl.col("kept_doc_id")).alias("is_kept"),
-        )
+    docs = docs.collect().sort("shard", "source_offset", "doc_id")
+    result.rows_in = docs.height
+    hasher = MinHasher(policy.minhash)
+    new_sigs = _sign(lake, hasher, result.shards_signed, shards, policy.key())
+    near = _near_pairs(lake, hasher, policy, old_sigs, new_sigs) if policy.near_duplicates else []
+    pairs = pl.concat([old_pairs, _pairs_frame(near, "minhash")])
+    exact = exact_pairs(docs)
+    result.near_pairs, result.exact_pairs = pairs.height, exact.height
+    members = cluster_members(docs, pl.concat([pairs, exact]))
+    clusters = choose_kept(members, docs, policy.keep, lambda ids: _quality(lake, ids))
+    drops = duplicate_drops(clusters, policy.minhash.threshold)
+    signatures = pl.concat([old_sigs, new_sigs]) if old_sigs.height else new_sigs
+    meta = {"upstream": lake.versions_of(["cleaned_documents"]), "policy": policy.key()}
+    with lake.publish(
+        "duplicate_clusters", run_id=run_id, code_version=DEDUP_CODE_VERSION, metadata=meta
+    ) as out:
+        out.write("documents", clusters, CLUSTER_SCHEMA)
+        out.write("dropped", drops, DROPPED_SCHEMA)
+        out.write("pairs", pairs, PAIRS_SCHEMA)
+        out.write("signatures", signatures, signature_schema(policy.minhash.num_hashes))
+    result.duplicates = drops.height
+    result.kept = result.rows_in - drops.height
+    result.clusters = clusters.filter(pl.col("is_kept")).height
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _previous_state(
+    lake: Lake, policy: DedupPolicy, shards: dict[str, str]
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Signatures and pairs of shards whose cleaned version is unchanged since the last run."""
+    empty_pairs = pl.from_arrow(PAIRS_SCHEMA.empty_table())
+    if not lake.has("duplicate_clusters", "signatures"):
+        return pl.DataFrame(), empty_pairs
+    sigs = lake.scan("duplicate_clusters", "signatures").collect()
+    current = pl.DataFrame(
+        {"shard": list(shards), "shard_version": list(shards.values())},
+        schema={"shard": pl.String, "shard_version": pl.String},
+    )
+    sigs = sigs.filter(pl.col("config") == policy.key()).join(
+        current, on=["shard", "shard_version"], how="semi"
+    )
+    reused = set(sigs["doc_id"])
+    pairs = lake.scan("duplicate_clusters", "pairs").collect()
+    pairs = pairs.filter(
+        pl.col("a").is_in(list(reused))
+        & pl.col("b").is_in(list(reused))
+        & (pl.col("method") == "minhash")
+    )
+    return sigs, pairs
+
+
+def _sign(
+    lake: Lake, hasher: MinHasher, shards: list[str], versions: dict[str, str], key: str
+) -> pl.DataFrame:
+    rows: list[dict] = []
+    for shard in shards:
+        for doc in lake.iter_rows(
+            "cleaned_documents", partitions=[shard], columns=["doc_id", "text"]
+        ):
+            rows.append(
+                {
+                    "doc_id": doc["doc_id"],
+                    "shard": shard,
+                    "shard_version": versions[shard],
+                    "config": key,
+                    "signature": hasher.signature(doc["text"]).tolist(),
+                }
+            )
+    schema = signature_schema(hasher.config.num_hashes)
+    return pl.from_arrow(pa.Table.from_pylist(rows, schema=schema))
+
+
+def _near_pairs(
+    lake: Lake, hasher: MinHasher, policy: DedupPolicy, old: pl.DataFrame, new: pl.DataFrame
+) -> list[tuple[str, str, float]]:
+    """New documents against every indexed document (old and new), confirmed exactly."""
+    index = BandIndex(hasher)
+    for doc_id, sig in _signatures(old):
+        index.add(doc_id, sig)
+    margin = policy.minhash.threshold - PREFILTER_MARGIN
+    candidates = candidate_pairs(_signatures(new), index, margin)
+    ids = {d for a, b, _ in candidates for d in (a, b)}
+    if not ids:
+        return []
+    texts = (
+        lake.scan("cleaned_documents")
+        .select("doc_id", "text")
+        .filter(pl.col("doc_id").is_in(list(ids)))
         .collect()
     )
+    return verify_pairs(candidates, dict(texts.iter_rows()), policy.minhash)
 
 
-def duplicate_drops(clusters: pl.DataFrame) -> pl.DataFrame:
+def _signatures(frame: pl.DataFrame) -> Iterator[tuple[str, np.ndarray]]:
+    if not frame.height:
+        return
+    ordered = frame.sort("shard", "doc_id")
+    matrix = np.asarray(ordered["signature"].to_numpy(), dtype=np.uint64)
+    matrix = matrix.reshape(ordered.height, -1)
+    yield from zip(ordered["doc_id"].to_list(), matrix, strict=True)
+
+
+def _pairs_frame(pairs: list[tuple[str, str, float]], method: str) -> pl.DataFrame:
+    return pl.DataFrame(
+        [(a, b, s, method) for a, b, s in pairs],
+        schema={"a": pl.String, "b": pl.String, "similarity": pl.Float64, "method": pl.String},
+        orient="row",
+    )
+
+
+def exact_pairs(docs: pl.DataFrame) -> pl.DataFrame:
+    """Every document with the same content hash as an earlier one, paired with the first copy."""
+    firsts = docs.group_by("content_hash", maintain_order=True).agg(pl.col("doc_id").first())
+    return (
+        docs.join(firsts.rename({"doc_id": "a"}), on="content_hash")
+        .filter(pl.col("doc_id") != pl.col("a"))
+        .select(
+            "a",
+            pl.col("doc_id").alias("b"),
+            pl.lit(1.0).alias("similarity"),
+            pl.lit("exact").alias("method"),
+        )
+    )
+
+
+def cluster_members(docs: pl.DataFrame, pairs: pl.DataFrame) -> pl.DataFrame:
+    """Union-find over confirmed pairs: (doc_id, cluster_id, similarity, method) per member."""
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        while parent.setdefault(x, x) != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    best: dict[str, tuple[float, str]] = {}
+    for a, b, similarity, method in pairs.iter_rows():
+        parent[find(b)] = find(a)
+        for doc in (a, b):
+            if similarity > best.get(doc, (-1.0, ""))[0]:
+                best[doc] = (similarity, method)
+    rows = [(d, find(d), *best[d]) for d in best]
+    return pl.DataFrame(rows, schema=["doc_id", "root", "similarity", "method"], orient="row").join(
+        docs.select("doc_id", "shard", "source_offset", "n_chars"), on="doc_id"
+    )
+
+
+def choose_kept(members: pl.DataFrame, docs: pl.DataFrame, keep: str, quality) -> pl.DataFrame:
+    """One kept document per cluster, by the configured policy; ties go to the earliest copy."""
+    if keep not in KEEP_POLICIES:
+        raise ValueError(f"keep policy {keep!r} is not one of {KEEP_POLICIES}")
+    if members.is_empty():
+        return pl.from_arrow(CLUSTER_SCHEMA.empty_table())
+    order = ["shard", "source_offset", "doc_id"]
+    if keep == "longest":
+        members = members.sort(["n_chars", *order], descending=[True, False, False, False])
+    elif keep == "best_quality":
+        scores = quality(members["doc_id"].to_list())
+        members = members.with_columns(pl.col("doc_id").replace_strict(scores).alias("q"))
+        members = members.sort(["q", *order], descending=[True, False, False, False])
+    else:
+        members = members.sort(order)
+    kept = members.group_by("root", maintain_order=True).agg(pl.col("doc_id").first())
+    return members.join(kept.rename({"doc_id": "kept_doc_id"}), on="root").select(
+        "doc_id",
+        pl.col("kept_doc_id").alias("cluster_id"),
+        "kept_doc_id",
+        "similarity",
+        "method",
+        (pl.col("doc_id") == pl.col("kept_doc_id")).alias("is_kept"),
+    )
+
+
+def _quality(lake: Lake, doc_ids: list[str]) -> dict[str, float]:
+    """A cheap quality proxy for the keep policy: distinct-word share times punctuated lines."""
+    from assets.scored.signals import heuristic_signals
+
+    texts = (
+        lake.scan("cleaned_documents")
+        .select("doc_id", "text")
+        .filter(pl.col("doc_id").is_in(doc_ids))
+        .collect()
+    )
+    out = {}
+    for doc_id, text in texts.iter_rows():
+        s = heuristic_signals(text)
+        out[doc_id] = s["unique_word_ratio"] * s["line_punct_ratio"]
+    return out
+
+
+def duplicate_drops(clusters: pl.DataFrame, threshold: float) -> pl.DataFrame:
     removed = clusters.filter(~pl.col("is_kept"))
     return removed.select(
         "doc_id",
         pl.lit("cleaned").alias("stage"),
         (pl.lit("dedup:") + pl.col("method")).alias("rule"),
         pl.col("similarity").alias("value"),
-        pl.lit(1.0).alias("threshold"),
+        pl.when(pl.col("method") == "exact")
+        .then(pl.lit(1.0))
+        .otherwise(pl.lit(threshold))
+        .alias("threshold"),
         (pl.lit("duplicate of ") + pl.col("kept_doc_id")).alias("detail"),
-    )
-
-
-def publish_exact_duplicates(lake: Lake, run_id: str | None) -> DedupResult:
-    docs = lake.scan("cleaned_documents")
-    rows_in = docs.select(pl.len()).collect().item()
-    clusters = exact_duplicate_clusters(docs)
-    drops = duplicate_drops(clusters)
-    metadata = {"upstream": lake.versions_of(["cleaned_documents"])}
-    with lake.publish(
-        "duplicate_clusters", run_id=run_id, code_version=DEDUP_CODE_VERSION, metadata=metadata
-    ) as out:
-        out.write("documents", clusters, CLUSTER_SCHEMA)
-        out.write("dropped", drops, DROPPED_SCHEMA)
-    return DedupResult(
-        rows_in=rows_in,
-        kept=rows_in - drops.height,
-        duplicates=drops.height,
-        clusters=clusters.filter(pl.col("is_kept")).height,
     )

@@ -13,6 +13,10 @@ CLEANED_DOCUMENTS_SCHEMA = pa.schema(
         ("content_hash", pa.string()),
         ("n_chars", pa.int64()),
         ("source_offset", pa.int64()),
+        ("toxicity", pa.float64()),
+        ("pii_emails", pa.int32()),
+        ("pii_phones", pa.int32()),
+        ("pii_ips", pa.int32()),
     ]
 )
 

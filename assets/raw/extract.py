@@ -176,7 +176,8 @@ def _html_text(
         return _quarantine(record, EXTRACTION_ERROR, f"{type(exc).__name__}: {exc}")
     text = (text or "").strip()
     if not text:
-        return _quarantine(record, NO_TEXT_EXTRACTED, "trafilatura found no main text")
+        detail = "trafilatura found no main text (or the page repeats earlier ones in the shard)"
+        return _quarantine(record, NO_TEXT_EXTRACTED, detail)
     return ExtractedText(text=text, title=title, extractor=TRAFILATURA_EXTRACTOR)
 
 

@@ -9,9 +9,11 @@ from collections import Counter
 WORD = re.compile(r"\w+", re.UNICODE)
 TERMINAL = (".", "!", "?", '"', "。", "！", "？", "」")
 STOP_WORDS = frozenset(
-    ("the", "be", "to", "of", "and", "that", "have", "with", "a", "in", "is", "it", "for")
-    + ("on", "as", "was", "are", "this", "by", "not", "or", "at", "from")
-)
+    {
+        "the", "be", "to", "of", "and", "that", "have", "with", "a", "in", "is", "it",
+        "for", "on", "as", "was", "are", "this", "by", "not", "or", "at", "from",
+    }
+)  # fmt: skip
 
 SIGNAL_NAMES = (
     "n_chars",

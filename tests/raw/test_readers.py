@@ -51,6 +51,7 @@ is still on display next to the old brass lens and a photograph of the last keep
 <footer>Copyright 2024 Coastal Heritage Society</footer>
 </body></html>
 """.encode()
+PNG_BYTES = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8
 
 
 # ------------------------------------------------------------------------------ builders
@@ -110,9 +111,6 @@ def write_crawl_warc(path: Path, *, compress: bool) -> Path:
     return path
 
 
-PNG_BYTES = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8
-
-
 def _items(path: Path | str, **kwargs: int) -> list[RawRecord | Quarantined]:
     return list(read_shard(str(path), **kwargs))
 
@@ -123,9 +121,17 @@ def _reasons(items: list) -> Counter:
 
 def _html_record(payload: bytes | str, charset: str | None = None) -> RawRecord:
     return RawRecord(
-        "mem.warc", 7, None, "https://example.org/", FETCH_TIME, "text/html", 200, payload, "html",
-        charset,
-    )  # fmt: skip
+        source_file="mem.warc",
+        source_offset=7,
+        record_id=None,
+        url="https://example.org/",
+        fetch_time=FETCH_TIME,
+        content_type="text/html",
+        http_status=200,
+        payload=payload,
+        payload_kind="html",
+        charset=charset,
+    )
 
 
 # ------------------------------------------------------------------------------ WARC
