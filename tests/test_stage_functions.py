@@ -141,3 +141,13 @@ def test_mixture_meets_budget_caps_repeats_and_synthetic_share() -> None:
     assert samples.group_by("doc_id").len()["len"].max() <= 4
     again = sample_mixture(docs, weights, policy)
     assert samples.equals(again), "sampling is deterministic for a seed"
+
+
+def test_long_documents_are_chunked_on_lines_and_every_line_is_kept() -> None:
+    from assets.rephrased.rewrite import chunk_text
+
+    text = "\n".join(f"line {i} " + "word " * 20 for i in range(30))
+    chunks = chunk_text(text, lambda s: len(s.split()), chunk_tokens=100)
+    assert len(chunks) > 1
+    assert all(len(c.split()) <= 100 for c in chunks)
+    assert "\n".join(chunks) == text

@@ -234,7 +234,8 @@ def cluster_members(docs: pl.DataFrame, pairs: pl.DataFrame) -> pl.DataFrame:
             if similarity > best.get(doc, (-1.0, ""))[0]:
                 best[doc] = (similarity, method)
     rows = [(d, find(d), *best[d]) for d in best]
-    return pl.DataFrame(rows, schema=["doc_id", "root", "similarity", "method"], orient="row").join(
+    schema = {"doc_id": pl.String, "root": pl.String, "similarity": pl.Float64, "method": pl.String}
+    return pl.DataFrame(rows, schema=schema, orient="row").join(
         docs.select("doc_id", "shard", "source_offset", "n_chars"), on="doc_id"
     )
 

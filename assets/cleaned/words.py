@@ -32,11 +32,12 @@ count as such tokens.
 from __future__ import annotations
 
 import importlib.util
+from bisect import bisect_left, bisect_right
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from functools import cache
-from itertools import chain
+from itertools import accumulate, chain
 from typing import Protocol
 
 # spaCy's Sentencizer.default_punct_chars (spacy/pipeline/sentencizer.pyx).
@@ -48,6 +49,7 @@ _GAP = " "  # stands for a whitespace token: neither punctuation nor sentence-fi
 _CACHE_LIMIT = 500_000  # distinct chunks kept per language before the cache is reset
 _JA_CHUNK_BYTES = 40_000  # datatrove's byte budget per SudachiPy call
 _WS_SPLIT = re.compile(r"(\s+)")
+_CHUNK = re.compile(r"\S+")
 
 
 class WordSplitter(Protocol):
@@ -102,6 +104,12 @@ def _tokens_with_gaps(text: str, spans: Iterable[tuple[int, int]]) -> Iterator[s
         yield _GAP
 
 
+def _boundaries_within(ends: list[int], start: int, stop: int) -> range:
+    """Chunk boundaries k (between chunk k and k + 1; ``ends`` are cumulative token counts)
+    that fall strictly inside the token range [start, stop)."""
+    return range(bisect_right(ends, start), bisect_left(ends, stop))
+
+
 class _ChunkCache(dict):
     """Maps a whitespace-free chunk to its tokens, computing misses with ``fn``."""
 
@@ -122,9 +130,11 @@ class SpacyRulesSplitter:
     def __init__(self, language: str) -> None:
         self.language = language
         self._tokenizer = _load_spacy_tokenizer(language)
+        self._pairs = _cross_chunk_pairs(self._tokenizer)
         self._tokens = _ChunkCache(self._tokenize_chunk)
+        self._first = _ChunkCache(lambda chunk: self._tokens[chunk][0])
+        self._last = _ChunkCache(lambda chunk: self._tokens[chunk][-1])
         self._transitions = _ChunkCache(self._chunk_transitions)
-        self._spaced_rules = _spaced_rules_pattern(self._tokenizer)
 
     def _tokenize_chunk(self, chunk: str) -> tuple[str, ...]:
         return tuple(t.text for t in self._tokenizer(chunk))
@@ -133,13 +143,57 @@ class SpacyRulesSplitter:
         """All of spaCy's tokens for ``text``, whitespace tokens included (slow path)."""
         return [t.text for t in self._tokenizer(text)]
 
-    def _needs_whole_text(self, text: str) -> bool:
-        return self._spaced_rules is not None and self._spaced_rules.search(text) is not None
+    def _crossed(self, chunks: list[str]) -> set[int]:
+        """Indices k such that a special-case pattern matches tokens of chunks k and k + 1.
+
+        A cheap pass looks for adjacent (last token, first token) pairs that occur in some
+        pattern; only then are the patterns around those boundaries compared in full.
+        """
+        if not self._pairs or len(chunks) < 2:
+            return set()
+        edges = list(zip(map(self._last.__getitem__, chunks), map(self._first.__getitem__, chunks[1:])))
+        if self._pairs.keys().isdisjoint(edges):
+            return set()
+        lengths = list(map(len, map(self._tokens.__getitem__, chunks)))
+        tokens = list(chain.from_iterable(map(self._tokens.__getitem__, chunks)))
+        ends = list(accumulate(lengths))
+        crossed: set[int] = set()
+        for k, edge in enumerate(edges):
+            if edge in self._pairs:
+                for start, stop in self._matches_at(tokens, ends[k], edge):
+                    crossed.update(_boundaries_within(ends, start, stop))
+        return crossed
+
+    def _matches_at(
+        self, tokens: list[str], boundary: int, edge: tuple[str, str]
+    ) -> Iterator[tuple[int, int]]:
+        """Token ranges of patterns containing ``edge`` that match across ``boundary``."""
+        for pattern, j in self._pairs[edge]:
+            start = boundary - j
+            if start >= 0 and tuple(tokens[start : start + len(pattern)]) == pattern:
+                yield start, start + len(pattern)
+
+    def _windowed_tokens(self, text: str, crossed: set[int]) -> Iterator[str]:
+        """spaCy's tokens of ``text``: cached per chunk, but runs of chunks joined by a
+        cross-chunk match are tokenized together, as spaCy would within the whole text."""
+        spans = [m.span() for m in _CHUNK.finditer(text)]
+        k = 0
+        while k < len(spans):
+            last = k
+            while last in crossed:
+                last += 1
+            if last == k:
+                yield from self._tokens[text[spans[k][0] : spans[k][1]]]
+            else:
+                yield from self._spacy_tokens(text[spans[k][0] : spans[last][1]])
+            k = last + 1
 
     def words(self, text: str) -> list[str]:
-        if self._needs_whole_text(text):
-            return strip_strings(self._spacy_tokens(text))
-        return list(chain.from_iterable(map(self._tokens.__getitem__, text.split())))
+        chunks = text.split()
+        crossed = self._crossed(chunks)
+        if crossed:
+            return strip_strings(self._windowed_tokens(text, crossed))
+        return list(chain.from_iterable(map(self._tokens.__getitem__, chunks)))
 
     def _chunk_transitions(self, chunk: str) -> tuple[int, bool, int, bool]:
         """The Sentencizer as a function of its state: results entering unseen, then seen."""
@@ -153,11 +207,12 @@ class SpacyRulesSplitter:
         return out[0], out[1], out[2], out[3]
 
     def sentence_count(self, text: str) -> int:
-        if self._needs_whole_text(text):
+        pieces = _WS_SPLIT.split(text)
+        if self._crossed([p for p in pieces[::2] if p]):
             return sentencizer_count(t if t.strip() else _GAP for t in self._spacy_tokens(text))
         count, seen = 1, False
         transitions = self._transitions
-        for i, piece in enumerate(_WS_SPLIT.split(text)):
+        for i, piece in enumerate(pieces):
             if i % 2:  # a whitespace gap: a token unless it is exactly one space
                 if seen and piece != " ":
                     count, seen = count + 1, False
@@ -178,14 +233,49 @@ def _load_spacy_tokenizer(language: str):
         return spacy.blank("xx").tokenizer
 
 
-def _spaced_rules_pattern(tokenizer) -> re.Pattern | None:
-    """Regex of the tokenizer exceptions that contain whitespace and can span chunks."""
-    spaced = sorted(
-        (r for r in tokenizer.rules if any(c.isspace() for c in r) and not r.isspace()),
-        key=len,
-        reverse=True,
+def _cross_chunk_pairs(tokenizer) -> dict[tuple[str, str], list[tuple[tuple[str, ...], int]]]:
+    """Adjacent token pairs of spaCy's special-case patterns, each with the patterns (and the
+    offset of the pair's second token in them) that contain it.
+
+    spaCy re-tokenizes special cases with a PhraseMatcher over the whole Doc
+    (``Tokenizer._apply_special_cases``). A match across chunks (``";"``, ``"-"``, ``")"`` from
+    "; -)" look like the emoticon ";-)") changes nothing itself but can shadow an overlapping
+    match inside a chunk, and rules that contain a space (Spanish "EE. UU.") merge tokens across
+    chunks. Texts with such a match are tokenized whole; all others chunk by chunk, which then
+    gives exactly the same tokens.
+    """
+    from spacy.tokenizer import Tokenizer
+
+    if not isinstance(tokenizer, Tokenizer):
+        return {}
+    bare = Tokenizer(
+        tokenizer.vocab,
+        rules={},
+        prefix_search=tokenizer.prefix_search,
+        suffix_search=tokenizer.suffix_search,
+        infix_finditer=tokenizer.infix_finditer,
+        token_match=tokenizer.token_match,
+        url_match=tokenizer.url_match,
     )
-    return re.compile("|".join(map(re.escape, spaced))) if spaced else None
+    pairs: dict[tuple[str, str], list[tuple[tuple[str, ...], int]]] = {}
+    for rule in tokenizer.rules or {}:
+        if rule.isspace() or not _in_special_matcher(tokenizer, rule):
+            continue
+        pattern = tuple(t.text for t in bare(rule) if not t.text.isspace())
+        for j in range(1, len(pattern)):
+            pairs.setdefault((pattern[j - 1], pattern[j]), []).append((pattern, j))
+    return pairs
+
+
+def _in_special_matcher(tokenizer, rule: str) -> bool:
+    """Whether spaCy adds ``rule`` to its special-case matcher (``add_special_case``)."""
+    return bool(
+        not tokenizer.faster_heuristics
+        or tokenizer.find_prefix(rule)
+        or tokenizer.find_infix(rule)
+        or tokenizer.find_suffix(rule)
+        or any(c.isspace() for c in rule)
+    )
 
 
 def chunk_text_on_bytes(text: str, max_chunk_size: int = _JA_CHUNK_BYTES) -> list[str]:

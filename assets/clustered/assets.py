@@ -1,16 +1,27 @@
 """Dagster definitions of the clustered stage: embeddings, then k-means domains with labels."""
 
+import base64
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import dagster as dg
+import numpy as np
 import polars as pl
 import pyarrow as pa
 from pydantic import Field
 
 from assets.clustered.embed import embed_new, embeddings_schema, load_vectors
-from assets.clustered.kmeans import choose_k, cluster
+from assets.clustered.kmeans import (
+    Clustering,
+    assign,
+    choose_k,
+    cluster,
+    drift,
+    semantic_duplicates,
+)
 from assets.clustered.labels import ctfidf_terms
+from assets.clustered.plots import plot_projection
 from assets.contracts import Contract, balance_check, check_specs, contract_check
 from assets.corpus import corpus_documents
 from assets.documents import DROPPED_SCHEMA
@@ -98,9 +109,22 @@ def _previous_embeddings(lake: Lake, model_id: str) -> pl.DataFrame:
 class ClusterConfig(dg.Config):
     n_clusters: int = Field(0, description="k; 0 picks k by silhouette on a sample.")
     max_auto_k: int = Field(24, description="Largest k tried when choosing automatically.")
+    refit: str = Field("auto", description="'auto' refits past max_drift; 'always'; 'never'.")
+    max_drift: float = Field(0.1, description="Relative growth of mean centroid distance.")
+    semdedup_threshold: float = Field(0.95, description="Cosine at which SemDeDup removes.")
     seed: int = 0
     label_terms: int = 5
     representatives: int = 3
+
+
+CENTROID_SCHEMA = pa.schema(
+    [
+        ("cluster_id", pa.int32()),
+        ("centroid", pa.list_(pa.float32())),
+        ("reference_mean_distance", pa.float64()),
+        ("fitted_on", pa.int64()),
+    ]
+)
 
 
 @dg.asset(
@@ -113,39 +137,116 @@ class ClusterConfig(dg.Config):
 def clusters(
     context: dg.AssetExecutionContext, config: ClusterConfig, lake: Lake
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
-    """k-means domains over the embeddings, each with a c-TF-IDF label and representatives."""
+    """k-means domains with c-TF-IDF labels; new shards are assigned until drift forces a refit."""
     started = time.perf_counter()
     corpus = corpus_documents(lake).select("doc_id", "text", "origin").collect()
     embedded = lake.scan("document_embeddings").select("doc_id", "embedding").collect()
     docs = corpus.join(embedded, on="doc_id", how="inner")
     vectors = load_vectors(docs)
-    k = config.n_clusters or choose_k(vectors, range(2, config.max_auto_k + 1), config.seed)
-    result = cluster(vectors, k, config.seed)
-    terms = ctfidf_terms(docs["text"].to_list(), result.labels, result.k, config.label_terms)
+    fit, refitted, measured_drift = _fit_or_assign(lake, vectors, config)
+    terms = ctfidf_terms(docs["text"].to_list(), fit.labels, fit.k, config.label_terms)
     assignments = docs.select("doc_id", "origin").with_columns(
-        pl.Series("cluster_id", result.labels), pl.Series("distance", result.distances)
+        pl.Series("cluster_id", fit.labels), pl.Series("distance", fit.distances)
     )
+    removed = semantic_duplicates(vectors, fit.labels, fit.distances, config.semdedup_threshold)
+    drops = _semdedup_drops(docs, removed, config.semdedup_threshold)
     summary = _summary(assignments, terms, config.representatives)
     with lake.publish("clusters", run_id=context.run_id, code_version=CLUSTER_CODE_VERSION) as out:
         out.write("documents", assignments, ASSIGNMENT_SCHEMA)
         out.write("summary", summary, SUMMARY_SCHEMA)
-        out.write("dropped", pl.DataFrame(), DROPPED_SCHEMA)
+        out.write("centroids", _centroids(fit, refitted, lake), CENTROID_SCHEMA)
+        out.write("dropped", drops, DROPPED_SCHEMA)
+        plot = out.staging / "projection.png"
+        plot_projection(vectors, fit.labels, summary, plot)
+    table = summary.select("cluster_id", "label", "size", "synthetic_share")
     yield dg.MaterializeResult(
         metadata={
-            "k": result.k,
-            "compute_s": round(time.perf_counter() - started, 3),
-            "silhouette": result.silhouette,
+            "k": fit.k,
+            "refitted": refitted,
+            "drift": round(measured_drift, 4),
+            "silhouette": fit.silhouette,
             "documents": assignments.height,
-            "cluster_table": dg.MetadataValue.md(
-                summary.select("cluster_id", "label", "size", "synthetic_share")
-                .to_pandas()
-                .to_markdown(index=False)
-            ),
+            "semantic_duplicates": drops.height,
+            "cluster_table": dg.MetadataValue.md(table.to_pandas().to_markdown(index=False)),
+            "projection": dg.MetadataValue.md(_embed_png(lake, plot)),
+            "compute_s": round(time.perf_counter() - started, 3),
         }
     )
     files = [f.path for f in lake.files("clusters")]
     yield contract_check("clusters", files, CLUSTER_CONTRACT)
-    yield balance_check("clusters", corpus.height, assignments.height, 0)
+    yield balance_check("clusters", corpus.height, assignments.height - drops.height, drops.height)
+
+
+def _fit_or_assign(
+    lake: Lake, vectors: np.ndarray, config: ClusterConfig
+) -> tuple[Clustering, bool, float]:
+    previous = _previous_centroids(lake)
+    if previous is not None and config.refit != "always":
+        centroids, reference = previous
+        labels, distances = assign(vectors, centroids)
+        measured = drift(distances, np.array([reference]))
+        same_k = config.n_clusters in (0, len(centroids))
+        if config.refit == "never" or (same_k and measured <= config.max_drift):
+            return Clustering(labels, distances, centroids, len(centroids), None), False, measured
+    else:
+        measured = 0.0
+    k = config.n_clusters or choose_k(vectors, range(2, config.max_auto_k + 1), config.seed)
+    return cluster(vectors, k, config.seed), True, measured
+
+
+def _previous_centroids(lake: Lake) -> tuple[np.ndarray, float] | None:
+    if not lake.has("clusters", "centroids"):
+        return None
+    frame = lake.scan("clusters", "centroids").collect().sort("cluster_id")
+    if frame.is_empty():
+        return None
+    matrix = np.asarray(frame["centroid"].to_list(), dtype=np.float32)
+    return matrix, float(frame["reference_mean_distance"][0])
+
+
+def _centroids(fit: Clustering, refitted: bool, lake: Lake) -> pl.DataFrame:
+    reference = float(np.mean(fit.distances))
+    if not refitted and (previous := _previous_centroids(lake)) is not None:
+        reference = previous[1]  # drift is always measured against the last fit
+    return pl.DataFrame(
+        {
+            "cluster_id": np.arange(fit.k, dtype=np.int32),
+            "centroid": [c.tolist() for c in fit.centroids],
+            "reference_mean_distance": [reference] * fit.k,
+            "fitted_on": [len(fit.labels)] * fit.k,
+        }
+    )
+
+
+def _semdedup_drops(
+    docs: pl.DataFrame, removed: list[tuple[int, int, float]], threshold: float
+) -> pl.DataFrame:
+    ids = docs["doc_id"].to_list()
+    return pl.DataFrame(
+        {
+            "doc_id": [ids[r] for r, _, _ in removed],
+            "stage": ["clustered"] * len(removed),
+            "rule": ["semdedup:cosine"] * len(removed),
+            "value": [s for _, _, s in removed],
+            "threshold": [threshold] * len(removed),
+            "detail": [f"near {ids[k]} in embedding space" for _, k, _ in removed],
+        },
+        schema={
+            "doc_id": pl.String,
+            "stage": pl.String,
+            "rule": pl.String,
+            "value": pl.Float64,
+            "threshold": pl.Float64,
+            "detail": pl.String,
+        },
+    )
+
+
+def _embed_png(lake: Lake, staged_plot) -> str:
+    """The UI renders Markdown images; point at the published copy of the plot."""
+    published = Path(lake.files("clusters", "summary")[0].path).parent / staged_plot.name
+    encoded = base64.b64encode(published.read_bytes()).decode()
+    return f"![2-D projection of the embeddings](data:image/png;base64,{encoded})"
 
 
 def _summary(assignments: pl.DataFrame, terms: list[list[str]], n_rep: int) -> pl.DataFrame:

@@ -49,3 +49,44 @@ def cluster(vectors: np.ndarray, k: int, seed: int) -> Clustering:
 def _normalise(matrix: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     return (matrix / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+def assign(vectors: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest existing centroid per document, for new shards between refits."""
+    similarity = vectors @ centroids.T
+    labels = similarity.argmax(axis=1).astype(np.int32)
+    return labels, (1.0 - similarity[np.arange(len(vectors)), labels]).astype(np.float32)
+
+
+def drift(distances: np.ndarray, reference_distances: np.ndarray) -> float:
+    """Relative growth of the mean distance to centroids since the last fit.
+
+    New documents that fit the existing domains keep it near 0; a shard about something new
+    lands far from every centroid and pushes it up.
+    """
+    reference = float(np.mean(reference_distances)) if len(reference_distances) else 0.0
+    return float(np.mean(distances)) / reference - 1.0 if reference > 0 else 0.0
+
+
+def semantic_duplicates(
+    vectors: np.ndarray, labels: np.ndarray, distances: np.ndarray, threshold: float
+) -> list[tuple[int, int, float]]:
+    """SemDeDup: inside each cluster, (removed, kept, cosine) for pairs above the threshold.
+
+    As in NeMo Curator's default, the member farthest from its centroid (the "hard" example) is
+    kept and the closer near-copies are removed.
+    """
+    removed: list[tuple[int, int, float]] = []
+    for cluster_id in np.unique(labels):
+        members = np.flatnonzero(labels == cluster_id)
+        members = members[np.argsort(-distances[members], kind="stable")]  # hardest first
+        sims = vectors[members] @ vectors[members].T
+        gone: set[int] = set()
+        for i in range(len(members)):
+            if i in gone:
+                continue
+            for j in np.flatnonzero(sims[i, i + 1 :] >= threshold) + i + 1:
+                if j not in gone:
+                    gone.add(int(j))
+                    removed.append((int(members[j]), int(members[i]), float(sims[i, j])))
+    return removed

@@ -3,6 +3,7 @@
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import dagster as dg
 import polars as pl
@@ -11,6 +12,7 @@ from pydantic import Field
 from assets.contracts import Contract, balance_check, check_specs, contract_check
 from assets.corpus import corpus_documents
 from assets.documents import DROPPED_SCHEMA
+from assets.mixed.card import STAGE_DROPS, drop_reasons, write_card
 from assets.mixed.sampling import MixturePolicy, sample_mixture, temperature_weights
 from assets.mixed.shards import write_shards
 from resources.lake import Lake
@@ -90,8 +92,18 @@ def training_mixture(
         (out.staging / "manifest.json").write_text(
             json.dumps({**manifest, "shards": names}, indent=2)
         )
+        write_card(
+            out.staging,
+            manifest,
+            drop_reasons(lake, [asset for _, asset in STAGE_DROPS]),
+            lake.scan("clusters", "summary").select("cluster_id", "label", "size").collect(),
+            lake.scan("cleaned_documents").group_by("language").len().sort("len").collect(),
+        )
+    published = Path(lake.files("training_mixture")[0].path).parent
     yield dg.MaterializeResult(
         metadata={
+            "dataset_card": dg.MetadataValue.path(str(published / "DATASET_CARD.md")),
+            "shards_dir": dg.MetadataValue.path(str(published / "shards")),
             "tokens": manifest["tokens"],
             "compute_s": round(time.perf_counter() - started, 3),
             "token_budget": policy.token_budget,
@@ -113,7 +125,13 @@ def _domains(lake: Lake, tokens: TokenCounter, high_bucket: int) -> pl.DataFrame
     corpus = corpus_documents(lake).select("doc_id", "text", "origin")
     assigned = lake.scan("clusters").select("doc_id", "cluster_id")
     scored = lake.scan("quality_scores").select("doc_id", "quality_bucket")
-    docs = corpus.join(assigned, on="doc_id").join(scored, on="doc_id").collect()
+    semantic_dups = lake.scan("clusters", "dropped").select("doc_id")
+    docs = (
+        corpus.join(assigned, on="doc_id")
+        .join(scored, on="doc_id")
+        .join(semantic_dups, on="doc_id", how="anti")
+        .collect()
+    )
     tier = (
         pl.when(pl.col("quality_bucket") >= high_bucket).then(pl.lit("hq")).otherwise(pl.lit("lq"))
     )

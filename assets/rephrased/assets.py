@@ -1,18 +1,21 @@
 """Dagster definition of the rephrased stage: vLLM rewrites, on the GPU pool, resumable."""
 
+import hashlib
 import time
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import dagster as dg
 import polars as pl
+import pyarrow as pa
 from pydantic import Field
 
 from assets.contracts import Contract, balance_check, check_specs, contract_check
 from assets.corpus import organic_documents
 from assets.documents import DROPPED_SCHEMA, Drop
 from assets.rephrased.quality import QualityPolicy
-from assets.rephrased.rewrite import RewriteKey, batched, rewrite_batch
+from assets.rephrased.rewrite import ChunkLimits, RewriteKey, batched, rewrite_batch
 from assets.rephrased.schema import REPHRASED_SCHEMA
 from assets.rephrased.styles import get_style
 from resources.lake import Lake
@@ -32,7 +35,9 @@ class RephrasedConfig(dg.Config):
     style: str = Field("wrap_wikipedia", description="A style id from assets/rephrased/styles.toml")
     max_new_documents: int = Field(8, description="Budget of new rewrites per run.")
     languages: list[str] = Field(["en"], description="Source languages the model handles.")
-    batch_size: int = Field(16, description="Documents per vLLM call (and per persisted batch).")
+    batch_size: int = Field(8, description="Documents per vLLM call (and per persisted batch).")
+    max_source_tokens: int = Field(1024, description="Longer sources are cut (and marked).")
+    chunk_tokens: int = Field(320, description="Source tokens per request; chunks are rejoined.")
 
 
 @dg.asset(
@@ -54,56 +59,85 @@ def rephrased_documents(
     """Synthetic rewrites of selected documents, each naming source, style, model and sampling."""
     style = get_style(config.style)
     key = RewriteKey(style.style_id, style.version, style.prompt_hash, rewriter.model_id())
-    organic = organic_documents(lake)
-    carried, carried_drops = _previous_work(lake, organic)
-    done = set(carried["doc_id"]) | set(carried_drops["doc_id"])
-    todo = _select(organic, config, key, done)
-    rules: Counter[str] = Counter()
     started = time.perf_counter()
+    organic = organic_documents(lake)
+    done = _finished_work(lake, organic)
+    todo = _select(organic, config, key, set(done.kept["doc_id"]) | set(done.dropped["doc_id"]))
+    rules: Counter[str] = Counter()
+    for batch in batched(todo.iter_rows(named=True), config.batch_size):
+        context.log.info(f"rewriting {len(batch)} documents in style {style.style_id}")
+        items = list(
+            rewrite_batch(
+                batch,
+                style,
+                rewriter,
+                language_identifier.identify,
+                QualityPolicy(),
+                ChunkLimits(config.max_source_tokens, config.chunk_tokens),
+            )
+        )
+        checkpoint_batch(lake, items)
+        rules.update(i.rule for i in items if isinstance(i, Drop))
+    final = _finished_work(lake, organic)
     with lake.publish(
         "rephrased_documents", run_id=context.run_id, code_version=CODE_VERSION
     ) as out:
         kept = out.table("documents", REPHRASED_SCHEMA)
         dropped = out.table("dropped", DROPPED_SCHEMA)
-        kept.write(carried)
-        dropped.write(carried_drops)
-        for batch in batched(todo.iter_rows(named=True), config.batch_size):
-            context.log.info(f"rewriting {len(batch)} documents in style {style.style_id}")
-            for item in rewrite_batch(
-                batch, style, rewriter, language_identifier.identify, QualityPolicy()
-            ):
-                if isinstance(item, Drop):
-                    dropped.append(item.row())
-                    rules[item.rule] += 1
-                else:
-                    kept.append(item)
+        kept.write(final.kept)
+        dropped.write(final.dropped)
     yield dg.MaterializeResult(
         metadata={
             "new_rewrites": todo.height,
-            "carried_over": carried.height + carried_drops.height,
             "accepted_total": kept.rows,
             "rejected_total": dropped.rows,
             "rejected_this_run": dg.MetadataValue.json(dict(rules)),
             "model": key.model,
-            "compute_s": round(time.perf_counter() - started, 3),
             "style": f"{style.style_id} v{style.version}",
+            "compute_s": round(time.perf_counter() - started, 3),
         }
     )
     files = lake.files("rephrased_documents")
     yield contract_check("rephrased_documents", [f.path for f in files], CONTRACT)
-    rows_in = carried.height + carried_drops.height + todo.height
+    rows_in = done.kept.height + done.dropped.height + todo.height
     yield balance_check("rephrased_documents", rows_in, kept.rows, dropped.rows)
 
 
-def _previous_work(lake: Lake, organic: pl.LazyFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Rewrites (and rejections) of earlier runs whose source document is still in the corpus."""
-    if not lake.has("rephrased_documents"):
-        empty = pl.from_arrow(REPHRASED_SCHEMA.empty_table())
-        return empty, pl.from_arrow(DROPPED_SCHEMA.empty_table())
-    sources = organic.select(pl.col("doc_id").alias("source_doc_id"))
-    kept = lake.scan("rephrased_documents").join(sources, on="source_doc_id", how="semi").collect()
-    drops = lake.scan("rephrased_documents", "dropped").collect()
-    return kept, drops
+@dataclass(frozen=True)
+class FinishedWork:
+    kept: pl.DataFrame
+    dropped: pl.DataFrame
+
+
+def checkpoint_batch(lake: Lake, items: list[dict | Drop]) -> None:
+    """Persist a finished batch at once: a crash later loses nothing that was generated here."""
+    rows = [i for i in items if not isinstance(i, Drop)]
+    drops = [i.row() for i in items if isinstance(i, Drop)]
+    ids = sorted(r["doc_id"] for r in rows) + sorted(d["doc_id"] for d in drops)
+    batch_key = hashlib.blake2b("".join(ids).encode(), digest_size=10).hexdigest()
+    tables = {
+        "documents": pa.Table.from_pylist(rows, schema=REPHRASED_SCHEMA),
+        "dropped": pa.Table.from_pylist(drops, schema=DROPPED_SCHEMA),
+    }
+    lake.write_checkpoint("rephrased_documents", batch_key, tables)
+
+
+def _finished_work(lake: Lake, organic: pl.LazyFrame) -> FinishedWork:
+    """Every rewrite and rejection so far (published or checkpointed) whose source still exists."""
+    kept = [pl.from_arrow(REPHRASED_SCHEMA.empty_table())]
+    dropped = [pl.from_arrow(DROPPED_SCHEMA.empty_table())]
+    if lake.has("rephrased_documents"):
+        kept.append(lake.scan("rephrased_documents").collect())
+        dropped.append(lake.scan("rephrased_documents", "dropped").collect())
+    for frames, table in ((kept, "documents"), (dropped, "dropped")):
+        checkpointed = lake.read_checkpoints("rephrased_documents", table)
+        if checkpointed is not None:
+            frames.append(checkpointed)
+    sources = organic.select(pl.col("doc_id").alias("source_doc_id")).collect()
+    all_kept = pl.concat(kept, how="diagonal_relaxed").unique("doc_id", keep="first")
+    all_kept = all_kept.join(sources, on="source_doc_id", how="semi").sort("doc_id")
+    all_dropped = pl.concat(dropped, how="diagonal_relaxed").unique("doc_id", keep="first")
+    return FinishedWork(all_kept, all_dropped.sort("doc_id"))
 
 
 def _select(

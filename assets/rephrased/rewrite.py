@@ -7,7 +7,7 @@ document is never rewritten twice for the same style version, prompt and model.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -17,7 +17,12 @@ from assets.rephrased.styles import Style
 from resources.rewriter import ChatMessages, Generation
 
 STAGE = "rephrased"
-PROMPT_OVERHEAD_TOKENS = 128
+
+
+@dataclass(frozen=True)
+class ChunkLimits:
+    max_source_tokens: int = 1024  # longer documents are cut here (recorded as source_truncated)
+    chunk_tokens: int = 320  # tokens of source per request
 
 
 class Rewriter(Protocol):
@@ -28,6 +33,7 @@ class Rewriter(Protocol):
     def model_id(self) -> str: ...
     def sampling(self) -> dict: ...
     def truncate(self, text: str, max_tokens: int) -> str: ...
+    def count_tokens(self, text: str) -> int: ...
     def chat(self, conversations: list[ChatMessages]) -> list[Generation]: ...
 
 
@@ -45,22 +51,46 @@ class RewriteKey:
         return derived_doc_id(source_doc_id, *parts)
 
 
+def chunk_text(text: str, count: Callable[[str], int], chunk_tokens: int) -> list[str]:
+    """Split on line boundaries into pieces of at most `chunk_tokens`, as WRAP rephrased
+    passages of a few hundred tokens; a single overlong line becomes its own piece."""
+    chunks: list[str] = []
+    current: list[str] = []
+    size = 0
+    for line in text.splitlines():
+        tokens = count(line)
+        if current and size + tokens > chunk_tokens:
+            chunks.append("\n".join(current))
+            current, size = [], 0
+        current.append(line)
+        size += tokens
+    if current:
+        chunks.append("\n".join(current))
+    return [c for c in chunks if c.strip()]
+
+
 def rewrite_batch(
     sources: list[dict],
     style: Style,
     rewriter: Rewriter,
-    language_of: callable,
+    language_of: Callable[[str], tuple[str, float]],
     policy: QualityPolicy,
+    limits: ChunkLimits,
 ) -> Iterator[dict | Drop]:
-    """Yield an output row per accepted rewrite and a Drop per rejected one, in input order."""
+    """Yield an output row per accepted rewrite and a Drop per rejected one, in input order.
+
+    Every chunk of every document goes to the model in one batched call; each document's
+    chunk rewrites are joined back in order before quality control."""
     key = RewriteKey(style.style_id, style.version, style.prompt_hash, rewriter.model_id())
-    budget = rewriter.max_model_len - rewriter.max_tokens - PROMPT_OVERHEAD_TOKENS
-    inputs = [rewriter.truncate(doc["text"], budget) for doc in sources]
-    generations = rewriter.chat([style.messages(text) for text in inputs])
-    for doc, text, gen in zip(sources, inputs, generations, strict=True):
+    inputs = [rewriter.truncate(doc["text"], limits.max_source_tokens) for doc in sources]
+    chunked = [chunk_text(t, rewriter.count_tokens, limits.chunk_tokens) for t in inputs]
+    flat = [style.messages(chunk) for chunks in chunked for chunk in chunks]
+    generations = iter(rewriter.chat(flat))
+    for doc, text, chunks in zip(sources, inputs, chunked, strict=True):
+        parts = [next(generations) for _ in chunks]
+        gen = _joined(parts)
         rewrite_id = key.rewrite_id(doc["doc_id"])
-        output = strip_preamble(gen.text)
-        rejection = judge_rewrite(text, output, gen.finish_reason, policy)
+        rejection = judge_rewrite(text, gen.text, gen.finish_reason, policy)
         if rejection is not None:
             yield Drop(
                 doc_id=rewrite_id,
@@ -84,9 +114,21 @@ def rewrite_batch(
             "completion_tokens": gen.completion_tokens,
             "finish_reason": gen.finish_reason,
             "source_truncated": text != doc["text"],
-            "language": language_of(output)[0],
-            "text": output,
+            "chunks": len(chunks),
+            "language": language_of(gen.text)[0],
+            "text": gen.text,
         }
+
+
+def _joined(parts: list[Generation]) -> Generation:
+    """One document's rewrite from its chunks; truncated if any chunk hit the token limit."""
+    truncated = any(p.finish_reason == "length" for p in parts)
+    return Generation(
+        text="\n\n".join(strip_preamble(p.text) for p in parts).strip(),
+        prompt_tokens=sum(p.prompt_tokens for p in parts),
+        completion_tokens=sum(p.completion_tokens for p in parts),
+        finish_reason="length" if truncated else (parts[0].finish_reason if parts else "stop"),
+    )
 
 
 def batched(items: Iterable[dict], size: int) -> Iterator[list[dict]]:

@@ -16,6 +16,7 @@ REPHRASED_SCHEMA = pa.schema(
         ("completion_tokens", pa.int64()),
         ("finish_reason", pa.string()),
         ("source_truncated", pa.bool_()),
+        ("chunks", pa.int32()),
         ("language", pa.string()),
         ("text", pa.string()),
     ]

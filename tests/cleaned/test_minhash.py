@@ -25,9 +25,9 @@ def planted() -> list[tuple[str, str]]:
     texts: list[str] = []
     for path in sorted(SAMPLE_CRAWL.glob("*.warc.gz")) + sorted(SECOND_CRAWL.glob("*.warc.gz")):
         for item in iter_documents(str(path)):
-            if isinstance(item, tuple) and isinstance(item[1], ExtractedText):
-                if len(item[1].text.split()) >= 100:
-                    texts.append(item[1].text)
+            extracted = item[1] if isinstance(item, tuple) else None
+            if isinstance(extracted, ExtractedText) and len(extracted.text.split()) >= 100:
+                texts.append(extracted.text)
     texts = list(dict.fromkeys(texts))
     rng = random.Random(7)
     vocabulary = [w for t in texts[:30] for w in t.split()]
