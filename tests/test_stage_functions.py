@@ -76,18 +76,18 @@ def test_rewrite_quality_control_names_each_failure() -> None:
         "Debian is a free operating system made by volunteers; its apt tool installs packages "
         "from the archive, resolves dependencies and applies security fixes from the team."
     )
-    assert judge_rewrite(SOURCE, good, "stop", policy) is None
-    assert judge_rewrite(SOURCE, good, "length", policy).rule == "qc:truncated_output"
-    assert judge_rewrite(SOURCE, "Too short.", "stop", policy).rule == "qc:too_short"
+    assert judge_rewrite(SOURCE, good, 0.0, policy) is None
+    assert judge_rewrite(SOURCE, good, 1.0, policy).rule == "qc:truncated_output"
+    assert judge_rewrite(SOURCE, "Too short.", 0.0, policy).rule == "qc:too_short"
     refusal = "I'm sorry, but I cannot help with rewriting this text because " + "it is long " * 5
-    assert judge_rewrite(SOURCE, refusal, "stop", policy).rule == "qc:refusal"
+    assert judge_rewrite(SOURCE, refusal, 0.0, policy).rule == "qc:refusal"
     loop = "the system the system the system " * 20
-    assert judge_rewrite(SOURCE, loop, "stop", policy).rule in {
+    assert judge_rewrite(SOURCE, loop, 0.0, policy).rule in {
         "qc:repetition",
         "qc:runaway_length",
     }
     unrelated = "Bananas grow in tropical climates where farmers harvest them before shipping " * 2
-    assert judge_rewrite(SOURCE, unrelated, "stop", policy).rule == "qc:unfaithful"
+    assert judge_rewrite(SOURCE, unrelated, 0.0, policy).rule == "qc:unfaithful"
     assert strip_preamble("Sure! Here is the paraphrase:\nDebian is free.") == "Debian is free."
 
 

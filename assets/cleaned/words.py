@@ -32,12 +32,12 @@ count as such tokens.
 from __future__ import annotations
 
 import importlib.util
-from bisect import bisect_left, bisect_right
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from functools import cache
-from itertools import accumulate, chain
+from itertools import chain, compress, count, islice, pairwise
+from operator import mul
 from typing import Protocol
 
 # spaCy's Sentencizer.default_punct_chars (spacy/pipeline/sentencizer.pyx).
@@ -49,7 +49,6 @@ _GAP = " "  # stands for a whitespace token: neither punctuation nor sentence-fi
 _CACHE_LIMIT = 500_000  # distinct chunks kept per language before the cache is reset
 _JA_CHUNK_BYTES = 40_000  # datatrove's byte budget per SudachiPy call
 _WS_SPLIT = re.compile(r"(\s+)")
-_CHUNK = re.compile(r"\S+")
 
 
 class WordSplitter(Protocol):
@@ -104,12 +103,6 @@ def _tokens_with_gaps(text: str, spans: Iterable[tuple[int, int]]) -> Iterator[s
         yield _GAP
 
 
-def _boundaries_within(ends: list[int], start: int, stop: int) -> range:
-    """Chunk boundaries k (between chunk k and k + 1; ``ends`` are cumulative token counts)
-    that fall strictly inside the token range [start, stop)."""
-    return range(bisect_right(ends, start), bisect_left(ends, stop))
-
-
 class _ChunkCache(dict):
     """Maps a whitespace-free chunk to its tokens, computing misses with ``fn``."""
 
@@ -125,15 +118,31 @@ class _ChunkCache(dict):
 
 
 class SpacyRulesSplitter:
-    """spaCy's rule-based tokenizer for a language, memoised per whitespace-delimited chunk."""
+    """spaCy's rule-based tokenizer for a language, memoised per whitespace-delimited chunk.
+
+    spaCy re-tokenizes special cases with a PhraseMatcher over the whole Doc
+    (``Tokenizer._apply_special_cases``). A match across chunks (":" ending one chunk and "p"
+    starting the next look like the emoticon ":p") can shadow a match inside a chunk, and rules
+    that contain a space (Spanish "EE. UU.") merge tokens across chunks. So boundaries where
+    the tokens on both sides could belong to one special-case pattern are checked by
+    tokenizing the chunks around them together; where that differs, those chunks are tokenized
+    as one piece, as spaCy would see them in the whole text.
+    """
 
     def __init__(self, language: str) -> None:
         self.language = language
         self._tokenizer = _load_spacy_tokenizer(language)
-        self._pairs = _cross_chunk_pairs(self._tokenizer)
+        self._bare = _bare_tokenizer(self._tokenizer)
+        self._patterns = _special_case_patterns(self._tokenizer, self._bare)
+        self._pairs = frozenset(self._patterns)
+        self._reach = max((len(p) for ps in self._patterns.values() for p, _ in ps), default=0)
+        self._lefts = frozenset(a for a, _ in self._pairs)
+        self._rights = frozenset(b for _, b in self._pairs)
+        self._edge_sets: dict[frozenset[str], int] = {frozenset(): 0}
         self._tokens = _ChunkCache(self._tokenize_chunk)
-        self._first = _ChunkCache(lambda chunk: self._tokens[chunk][0])
-        self._last = _ChunkCache(lambda chunk: self._tokens[chunk][-1])
+        self._bare_tokens = _ChunkCache(lambda chunk: tuple(t.text for t in self._bare(chunk)))
+        self._last_edge = _ChunkCache(lambda chunk: self._edge_id(chunk, -1, self._lefts))
+        self._first_edge = _ChunkCache(lambda chunk: self._edge_id(chunk, 0, self._rights))
         self._transitions = _ChunkCache(self._chunk_transitions)
 
     def _tokenize_chunk(self, chunk: str) -> tuple[str, ...]:
@@ -143,56 +152,75 @@ class SpacyRulesSplitter:
         """All of spaCy's tokens for ``text``, whitespace tokens included (slow path)."""
         return [t.text for t in self._tokenizer(text)]
 
-    def _crossed(self, chunks: list[str]) -> set[int]:
-        """Indices k such that a special-case pattern matches tokens of chunks k and k + 1.
+    def _edge_id(self, chunk: str, pos: int, allowed: frozenset[str]) -> int:
+        """Id (0 for none) of the set of tokens at ``pos`` of a chunk that a pattern could
+        continue across a gap: spaCy's final token there or the one before special cases."""
+        edge = frozenset({self._tokens[chunk][pos], self._bare_tokens[chunk][pos]}) & allowed
+        return self._edge_sets.setdefault(edge, len(self._edge_sets))
 
-        A cheap pass looks for adjacent (last token, first token) pairs that occur in some
-        pattern; only then are the patterns around those boundaries compared in full.
-        """
+    def _may_cross(self, chunks: list[str]) -> list[int]:
+        """Boundaries k (between chunk k and k + 1) that a special-case pattern could span."""
         if not self._pairs or len(chunks) < 2:
-            return set()
-        edges = list(zip(map(self._last.__getitem__, chunks), map(self._first.__getitem__, chunks[1:])))
-        if self._pairs.keys().isdisjoint(edges):
-            return set()
-        lengths = list(map(len, map(self._tokens.__getitem__, chunks)))
-        tokens = list(chain.from_iterable(map(self._tokens.__getitem__, chunks)))
-        ends = list(accumulate(lengths))
-        crossed: set[int] = set()
-        for k, edge in enumerate(edges):
-            if edge in self._pairs:
-                for start, stop in self._matches_at(tokens, ends[k], edge):
-                    crossed.update(_boundaries_within(ends, start, stop))
-        return crossed
+            return []
+        lasts = map(self._last_edge.__getitem__, chunks)
+        firsts = map(self._first_edge.__getitem__, islice(chunks, 1, None))
+        candidates = compress(count(), map(mul, lasts, firsts))
+        return [k for k in candidates if self._pair_at(chunks, k)]
 
-    def _matches_at(
-        self, tokens: list[str], boundary: int, edge: tuple[str, str]
-    ) -> Iterator[tuple[int, int]]:
-        """Token ranges of patterns containing ``edge`` that match across ``boundary``."""
-        for pattern, j in self._pairs[edge]:
-            start = boundary - j
-            if start >= 0 and tuple(tokens[start : start + len(pattern)]) == pattern:
-                yield start, start + len(pattern)
+    def _pair_at(self, chunks: list[str], k: int) -> bool:
+        """Whether a whole pattern matches across boundary k, on spaCy's final tokens or the
+        tokens before special cases (the ones spaCy's matcher sees) on either side."""
+        lo, hi = max(0, k + 1 - self._reach), min(len(chunks), k + 1 + self._reach)
+        for left_of in (self._tokens, self._bare_tokens):
+            left = list(chain.from_iterable(left_of[c] for c in chunks[lo : k + 1]))
+            for right_of in (self._tokens, self._bare_tokens):
+                right = list(chain.from_iterable(right_of[c] for c in chunks[k + 1 : hi]))
+                if self._pattern_spans(left, right):
+                    return True
+        return False
 
-    def _windowed_tokens(self, text: str, crossed: set[int]) -> Iterator[str]:
-        """spaCy's tokens of ``text``: cached per chunk, but runs of chunks joined by a
-        cross-chunk match are tokenized together, as spaCy would within the whole text."""
-        spans = [m.span() for m in _CHUNK.finditer(text)]
-        k = 0
-        while k < len(spans):
+    def _pattern_spans(self, left: list[str], right: list[str]) -> bool:
+        """Whether some pattern ends with a suffix of ``left`` and goes on with ``right``."""
+        for pattern, j in self._patterns.get((left[-1], right[0]), ()):
+            if j <= len(left) and tuple(left[-j:]) + tuple(right[: len(pattern) - j]) == pattern:
+                return True
+        return False
+
+    def _joined_runs(self, pieces: list[str], boundaries: list[int]) -> set[int]:
+        """Of the candidate boundaries, those around which spaCy tokenizes the neighbouring
+        chunks differently together than one by one, widened to the chunks compared."""
+        joined: set[int] = set()
+        last_chunk = len(pieces) // 2
+        for k in boundaries:
+            lo, hi = max(0, k - self._reach), min(last_chunk, k + 1 + self._reach)
+            together = strip_strings(self._spacy_tokens("".join(pieces[2 * lo : 2 * hi + 1])))
+            apart = chain.from_iterable(self._tokens[c] for c in pieces[2 * lo : 2 * hi + 1 : 2])
+            if together != list(apart):
+                joined.update(range(lo, hi))
+        return joined
+
+    def _segments(self, pieces: list[str], joined: set[int]) -> Iterator[tuple[str, ...]]:
+        """Tokens per chunk, with each run of joined chunks tokenized as one piece."""
+        k, n = 0, len(pieces) // 2 + 1
+        while k < n:
             last = k
-            while last in crossed:
+            while last in joined:
                 last += 1
             if last == k:
-                yield from self._tokens[text[spans[k][0] : spans[k][1]]]
+                yield self._tokens[pieces[2 * k]]
             else:
-                yield from self._spacy_tokens(text[spans[k][0] : spans[last][1]])
+                joined_text = "".join(pieces[2 * k : 2 * last + 1])
+                yield tuple(strip_strings(self._spacy_tokens(joined_text)))
             k = last + 1
 
     def words(self, text: str) -> list[str]:
         chunks = text.split()
-        crossed = self._crossed(chunks)
-        if crossed:
-            return strip_strings(self._windowed_tokens(text, crossed))
+        boundaries = self._may_cross(chunks)
+        if boundaries:
+            pieces = _WS_SPLIT.split(text.strip())  # chunk k is pieces[2k], gap k pieces[2k+1]
+            joined = self._joined_runs(pieces, boundaries)
+            if joined:
+                return list(chain.from_iterable(self._segments(pieces, joined)))
         return list(chain.from_iterable(map(self._tokens.__getitem__, chunks)))
 
     def _chunk_transitions(self, chunk: str) -> tuple[int, bool, int, bool]:
@@ -208,7 +236,8 @@ class SpacyRulesSplitter:
 
     def sentence_count(self, text: str) -> int:
         pieces = _WS_SPLIT.split(text)
-        if self._crossed([p for p in pieces[::2] if p]):
+        chunks = [p for p in pieces[::2] if p]
+        if self._may_cross(chunks):
             return sentencizer_count(t if t.strip() else _GAP for t in self._spacy_tokens(text))
         count, seen = 1, False
         transitions = self._transitions
@@ -233,22 +262,13 @@ def _load_spacy_tokenizer(language: str):
         return spacy.blank("xx").tokenizer
 
 
-def _cross_chunk_pairs(tokenizer) -> dict[tuple[str, str], list[tuple[tuple[str, ...], int]]]:
-    """Adjacent token pairs of spaCy's special-case patterns, each with the patterns (and the
-    offset of the pair's second token in them) that contain it.
-
-    spaCy re-tokenizes special cases with a PhraseMatcher over the whole Doc
-    (``Tokenizer._apply_special_cases``). A match across chunks (``";"``, ``"-"``, ``")"`` from
-    "; -)" look like the emoticon ";-)") changes nothing itself but can shadow an overlapping
-    match inside a chunk, and rules that contain a space (Spanish "EE. UU.") merge tokens across
-    chunks. Texts with such a match are tokenized whole; all others chunk by chunk, which then
-    gives exactly the same tokens.
-    """
+def _bare_tokenizer(tokenizer):
+    """The same affix rules without special cases: spaCy's tokens before the matcher runs."""
     from spacy.tokenizer import Tokenizer
 
     if not isinstance(tokenizer, Tokenizer):
-        return {}
-    bare = Tokenizer(
+        return None
+    return Tokenizer(
         tokenizer.vocab,
         rules={},
         prefix_search=tokenizer.prefix_search,
@@ -257,14 +277,21 @@ def _cross_chunk_pairs(tokenizer) -> dict[tuple[str, str], list[tuple[tuple[str,
         token_match=tokenizer.token_match,
         url_match=tokenizer.url_match,
     )
-    pairs: dict[tuple[str, str], list[tuple[tuple[str, ...], int]]] = {}
+
+
+def _special_case_patterns(tokenizer, bare) -> dict[tuple[str, str], list[tuple[tuple, int]]]:
+    """The patterns of spaCy's special-case matcher (each rule string tokenized by affixes
+    alone), indexed by each adjacent token pair they contain, with the pair's offset."""
+    patterns: dict[tuple[str, str], list[tuple[tuple, int]]] = {}
+    if bare is None:
+        return patterns
     for rule in tokenizer.rules or {}:
         if rule.isspace() or not _in_special_matcher(tokenizer, rule):
             continue
         pattern = tuple(t.text for t in bare(rule) if not t.text.isspace())
-        for j in range(1, len(pattern)):
-            pairs.setdefault((pattern[j - 1], pattern[j]), []).append((pattern, j))
-    return pairs
+        for j, pair in enumerate(pairwise(pattern), start=1):
+            patterns.setdefault(pair, []).append((pattern, j))
+    return patterns
 
 
 def _in_special_matcher(tokenizer, rule: str) -> bool:

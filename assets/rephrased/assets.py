@@ -3,7 +3,7 @@
 import hashlib
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import dagster as dg
@@ -17,6 +17,7 @@ from assets.documents import DROPPED_SCHEMA, Drop
 from assets.rephrased.quality import QualityPolicy
 from assets.rephrased.rewrite import ChunkLimits, RewriteKey, batched, rewrite_batch
 from assets.rephrased.schema import REPHRASED_SCHEMA
+from assets.rephrased.select import POLICIES, candidates, within_budget
 from assets.rephrased.styles import get_style
 from resources.lake import Lake
 from resources.langid import LanguageIdentifier
@@ -33,7 +34,10 @@ GPU_TAG = {"foundry/gpu": "1"}
 
 class RephrasedConfig(dg.Config):
     style: str = Field("wrap_wikipedia", description="A style id from assets/rephrased/styles.toml")
+    selection: str = Field("sample", description=f"Which documents: one of {POLICIES}.")
+    near_miss_margin: float = Field(0.2, description="near_miss: relative distance to threshold.")
     max_new_documents: int = Field(8, description="Budget of new rewrites per run.")
+    max_source_tokens_total: int = Field(0, description="Token budget of sources; 0 = none.")
     languages: list[str] = Field(["en"], description="Source languages the model handles.")
     batch_size: int = Field(8, description="Documents per vLLM call (and per persisted batch).")
     max_source_tokens: int = Field(1024, description="Longer sources are cut (and marked).")
@@ -61,8 +65,9 @@ def rephrased_documents(
     key = RewriteKey(style.style_id, style.version, style.prompt_hash, rewriter.model_id())
     started = time.perf_counter()
     organic = organic_documents(lake)
-    done = _finished_work(lake, organic)
-    todo = _select(organic, config, key, set(done.kept["doc_id"]) | set(done.dropped["doc_id"]))
+    done = _finished_work(lake)
+    finished = set(done.kept["doc_id"]) | set(done.dropped["doc_id"])
+    todo = _select(lake, organic, config, key, finished, rewriter.count_tokens)
     rules: Counter[str] = Counter()
     for batch in batched(todo.iter_rows(named=True), config.batch_size):
         context.log.info(f"rewriting {len(batch)} documents in style {style.style_id}")
@@ -78,7 +83,7 @@ def rephrased_documents(
         )
         checkpoint_batch(lake, items)
         rules.update(i.rule for i in items if isinstance(i, Drop))
-    final = _finished_work(lake, organic)
+    final = _finished_work(lake)
     with lake.publish(
         "rephrased_documents", run_id=context.run_id, code_version=CODE_VERSION
     ) as out:
@@ -122,8 +127,9 @@ def checkpoint_batch(lake: Lake, items: list[dict | Drop]) -> None:
     lake.write_checkpoint("rephrased_documents", batch_key, tables)
 
 
-def _finished_work(lake: Lake, organic: pl.LazyFrame) -> FinishedWork:
-    """Every rewrite and rejection so far (published or checkpointed) whose source still exists."""
+def _finished_work(lake: Lake) -> FinishedWork:
+    """Every rewrite and rejection so far (published or checkpointed) whose source is still in
+    the crawl (organic survivors for most policies, dropped near misses for `near_miss`)."""
     kept = [pl.from_arrow(REPHRASED_SCHEMA.empty_table())]
     dropped = [pl.from_arrow(DROPPED_SCHEMA.empty_table())]
     if lake.has("rephrased_documents"):
@@ -133,7 +139,7 @@ def _finished_work(lake: Lake, organic: pl.LazyFrame) -> FinishedWork:
         checkpointed = lake.read_checkpoints("rephrased_documents", table)
         if checkpointed is not None:
             frames.append(checkpointed)
-    sources = organic.select(pl.col("doc_id").alias("source_doc_id")).collect()
+    sources = lake.scan("raw_documents").select(pl.col("doc_id").alias("source_doc_id")).collect()
     all_kept = pl.concat(kept, how="diagonal_relaxed").unique("doc_id", keep="first")
     all_kept = all_kept.join(sources, on="source_doc_id", how="semi").sort("doc_id")
     all_dropped = pl.concat(dropped, how="diagonal_relaxed").unique("doc_id", keep="first")
@@ -141,19 +147,22 @@ def _finished_work(lake: Lake, organic: pl.LazyFrame) -> FinishedWork:
 
 
 def _select(
-    organic: pl.LazyFrame, config: RephrasedConfig, key: RewriteKey, done: set[str]
+    lake: Lake,
+    organic: pl.LazyFrame,
+    config: RephrasedConfig,
+    key: RewriteKey,
+    done: set[str],
+    count: Callable[[str], int],
 ) -> pl.DataFrame:
-    """A deterministic sample: doc ids are hashes, so id order is a seeded shuffle."""
-    candidates = (
-        organic.filter(pl.col("language").is_in(config.languages))
-        .select("doc_id", "text")
-        .sort("doc_id")
-        .with_columns(
-            pl.col("doc_id")
-            .map_elements(key.rewrite_id, return_dtype=pl.String)
-            .alias("rewrite_id")
-        )
-        .filter(~pl.col("rewrite_id").is_in(list(done)))
-        .head(config.max_new_documents)
+    """The policy's candidates in a stable order, minus finished work, within the budgets."""
+    pool = candidates(lake, organic, config.selection, config.near_miss_margin)
+    pool = pool.filter(pl.col("language").is_in(config.languages)).select("doc_id", "text")
+    rows = (
+        row
+        for batch in pool.collect_batches(chunk_size=1024)
+        for row in batch.iter_rows(named=True)
+        if key.rewrite_id(row["doc_id"]) not in done
     )
-    return candidates.collect()
+    limit = config.max_new_documents if config.selection != "all" else 10**12
+    chosen = within_budget(rows, limit, config.max_source_tokens_total, count)
+    return pl.DataFrame(chosen, schema={"doc_id": pl.String, "text": pl.String})

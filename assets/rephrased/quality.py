@@ -26,6 +26,7 @@ class QualityPolicy:
     max_length_ratio: float = 3.0
     min_distinct_4gram_ratio: float = 0.5
     min_source_overlap: float = 0.2
+    max_truncated_share: float = 0.5  # of a document's chunks that hit the output token limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,13 +40,22 @@ def strip_preamble(text: str) -> str:
     return PREAMBLE.sub("", text, count=1).strip()
 
 
+SENTENCE_END = re.compile(r"[.!?。！？](?=\s|$)")
+
+
+def cut_to_last_sentence(text: str) -> str:
+    """A rewrite that ran into the token limit keeps its complete sentences only."""
+    ends = [m.end() for m in SENTENCE_END.finditer(text)]
+    return text[: ends[-1]] if ends else text
+
+
 def judge_rewrite(
-    source: str, rewrite: str, finish_reason: str, policy: QualityPolicy
+    source: str, rewrite: str, truncated_share: float, policy: QualityPolicy
 ) -> Rejection | None:
     """None when the rewrite may enter the corpus, else the first rule it breaks."""
     words = WORD.findall(rewrite.lower())
-    if finish_reason == "length":
-        return Rejection("qc:truncated_output", None, None)
+    if truncated_share > policy.max_truncated_share:
+        return Rejection("qc:truncated_output", truncated_share, policy.max_truncated_share)
     if len(words) < policy.min_words:
         return Rejection("qc:too_short", len(words), policy.min_words)
     if REFUSAL.search(rewrite[:300]):

@@ -12,7 +12,12 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from assets.documents import Drop, derived_doc_id
-from assets.rephrased.quality import QualityPolicy, judge_rewrite, strip_preamble
+from assets.rephrased.quality import (
+    QualityPolicy,
+    cut_to_last_sentence,
+    judge_rewrite,
+    strip_preamble,
+)
 from assets.rephrased.styles import Style
 from resources.rewriter import ChatMessages, Generation
 
@@ -90,7 +95,8 @@ def rewrite_batch(
         parts = [next(generations) for _ in chunks]
         gen = _joined(parts)
         rewrite_id = key.rewrite_id(doc["doc_id"])
-        rejection = judge_rewrite(text, gen.text, gen.finish_reason, policy)
+        truncated = sum(p.finish_reason == "length" for p in parts) / max(len(parts), 1)
+        rejection = judge_rewrite(text, gen.text, truncated, policy)
         if rejection is not None:
             yield Drop(
                 doc_id=rewrite_id,
@@ -123,8 +129,14 @@ def rewrite_batch(
 def _joined(parts: list[Generation]) -> Generation:
     """One document's rewrite from its chunks; truncated if any chunk hit the token limit."""
     truncated = any(p.finish_reason == "length" for p in parts)
+    texts = [
+        cut_to_last_sentence(strip_preamble(p.text))
+        if p.finish_reason == "length"
+        else strip_preamble(p.text)
+        for p in parts
+    ]
     return Generation(
-        text="\n\n".join(strip_preamble(p.text) for p in parts).strip(),
+        text="\n\n".join(texts).strip(),
         prompt_tokens=sum(p.prompt_tokens for p in parts),
         completion_tokens=sum(p.completion_tokens for p in parts),
         finish_reason="length" if truncated else (parts[0].finish_reason if parts else "stop"),
