@@ -37,7 +37,6 @@ import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from functools import cache
 from itertools import chain, compress, count, islice, pairwise
-from operator import mul
 from typing import Protocol
 
 # spaCy's Sentencizer.default_punct_chars (spacy/pipeline/sentencizer.pyx).
@@ -143,6 +142,7 @@ class SpacyRulesSplitter:
         self._bare_tokens = _ChunkCache(lambda chunk: tuple(t.text for t in self._bare(chunk)))
         self._last_edge = _ChunkCache(lambda chunk: self._edge_id(chunk, -1, self._lefts))
         self._first_edge = _ChunkCache(lambda chunk: self._edge_id(chunk, 0, self._rights))
+        self._edges_pair = _ChunkCache(self._edge_ids_pair)
         self._transitions = _ChunkCache(self._chunk_transitions)
 
     def _tokenize_chunk(self, chunk: str) -> tuple[str, ...]:
@@ -164,8 +164,15 @@ class SpacyRulesSplitter:
             return []
         lasts = map(self._last_edge.__getitem__, chunks)
         firsts = map(self._first_edge.__getitem__, islice(chunks, 1, None))
-        candidates = compress(count(), map(mul, lasts, firsts))
+        candidates = compress(count(), map(self._edges_pair.__getitem__, zip(lasts, firsts)))
         return [k for k in candidates if self._pair_at(chunks, k)]
+
+    def _edge_ids_pair(self, ids: tuple[int, int]) -> bool:
+        """Whether tokens of edge sets ``ids`` (last of a chunk, first of the next) form a pair."""
+        if not ids[0] or not ids[1]:
+            return False
+        sets = list(self._edge_sets)
+        return any((a, b) in self._pairs for a in sets[ids[0]] for b in sets[ids[1]])
 
     def _pair_at(self, chunks: list[str], k: int) -> bool:
         """Whether a whole pattern matches across boundary k, on spaCy's final tokens or the

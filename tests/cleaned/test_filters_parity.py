@@ -1,0 +1,109 @@
+"""Decisions of our filters against datatrove's (the oracle) on two real crawls, filter by filter.
+
+datatrove is a test dependency only; the implementation never imports it.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from assets.cleaned.filters import (
+    C4Config,
+    FilterConfig,
+    FineWebQualityConfig,
+    GopherQualityConfig,
+    GopherRepetitionConfig,
+    apply_filters,
+    c4_quality,
+    fineweb_quality,
+    gopher_quality,
+    gopher_repetition,
+)
+from assets.cleaned.words import split_words
+from benchmarks.bench_filters import load_texts
+from tests.conftest import SAMPLE_CRAWL, SECOND_CRAWL
+
+datatrove = pytest.importorskip("datatrove")
+pytestmark = pytest.mark.oracle
+
+
+def _pairs(language: str):
+    from datatrove.pipeline.filters import (
+        C4QualityFilter,
+        FineWebQualityFilter,
+        GopherQualityFilter,
+        GopherRepetitionFilter,
+    )
+
+    return {
+        "gopher_repetition": (
+            GopherRepetitionFilter(language=language),
+            lambda t: gopher_repetition(t, split_words(t, language), GopherRepetitionConfig()),
+        ),
+        "gopher_quality": (
+            GopherQualityFilter(language=language),
+            lambda t: gopher_quality(t, split_words(t, language), GopherQualityConfig()),
+        ),
+        "c4": (
+            C4QualityFilter(filter_no_terminal_punct=False, language=language),
+            lambda t: c4_quality(t, language, C4Config()),
+        ),
+        "fineweb_quality": (
+            FineWebQualityFilter(language=language),
+            lambda t: fineweb_quality(t, split_words(t, language), FineWebQualityConfig()),
+        ),
+    }
+
+
+@pytest.mark.parametrize("crawl", [SAMPLE_CRAWL, SECOND_CRAWL], ids=["sample", "second"])
+def test_each_filter_agrees_with_datatrove_on_99_percent(crawl) -> None:
+    from datatrove.data import Document
+
+    texts = load_texts([crawl])
+    agree: dict[str, list[bool]] = {}
+    for text, language in texts:
+        for name, (theirs, ours) in _pairs(language).items():
+            doc = Document(text=text, id="x")
+            result = theirs.filter(doc)
+            kept = result if isinstance(result, bool) else result[0]
+            verdict = ours(text)
+            same = verdict.kept == kept and (not kept or name != "c4" or verdict.text == doc.text)
+            agree.setdefault(name, []).append(same)
+    assert len(texts) >= 100
+    rates = {name: sum(v) / len(v) for name, v in agree.items()}
+    assert all(rate >= 0.99 for rate in rates.values()), rates
+
+
+def test_chain_records_the_failing_rule_value_and_threshold() -> None:
+    text = "Buy now!\n" * 40
+    verdict = apply_filters(
+        text, "en", __import__("assets.cleaned.filters").cleaned.filters.FilterConfig()
+    )
+    assert not verdict.kept
+    assert verdict.rule.startswith("gopher_repetition:")
+    assert verdict.value > verdict.threshold
+
+
+def test_gopher_word_count_boundary_and_c4_document_rules() -> None:
+    sentence = "The cat sat on the mat and looked at the bird with care. "
+    words = lambda t: split_words(t, "en")  # noqa: E731
+    at_limit = sentence * 3 + "Then it slept in the warm sun for most of day."  # 39 + 11 words
+    below = sentence * 3 + "Then it slept in the warm sun for most day."  # 39 + 10 words
+    assert gopher_quality(at_limit, words(at_limit), GopherQualityConfig()).kept
+    verdict = gopher_quality(below, words(below), GopherQualityConfig())
+    assert verdict.rule == "gopher_quality:min_doc_words" and verdict.value == 49
+    lorem = "\n".join([sentence] * 6 + ["Lorem ipsum dolor sit amet, consectetur."])
+    assert c4_quality(lorem, "en", C4Config()).rule == "c4:lorem_ipsum"
+    lines = "\n".join([sentence] * 6 + ["Enable JavaScript to view this page now."])
+    edited = c4_quality(lines, "en", C4Config())
+    assert edited.kept and "JavaScript" not in edited.text
+
+
+def test_german_pages_are_judged_with_german_stop_words() -> None:
+    text = ("Der Paketmanager installiert die Pakete und prüft in den Quellen von Debian, "
+            "ob das System zu aktualisieren ist. ") * 8  # fmt: skip
+    words = split_words(text, "de")
+    german = FilterConfig().for_language("de").gopher_quality
+    assert gopher_quality(text, words, german).kept
+    english = FilterConfig(per_language={}).for_language("de").gopher_quality
+    assert gopher_quality(text, words, english).rule == "gopher_quality:stop_words"
