@@ -9,6 +9,8 @@ import sys
 BENCHMARKS = {
     "pipeline": "benchmarks.pipeline",
     "filters": "benchmarks.bench_filters",
+    "embeddings": "benchmarks.bench_embeddings",
+    "rewrite": "benchmarks.bench_rewrite",
 }
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from orchestration.jobs import STAGE_ASSET_NAMES
 from resources.settings import SAMPLE_CRAWL_DIR
 
 CORPUS_CONFIG = {"ops": {"rephrased_documents": {"config": {"max_new_documents": 4}}}}
@@ -49,16 +50,7 @@ def run() -> dict:
 def _stage_compute(instance: dg.DagsterInstance) -> tuple[dict[str, float], int]:
     compute: dict[str, float] = {}
     records = 0
-    for name in (
-        "raw_documents",
-        "cleaned_documents",
-        "duplicate_clusters",
-        "rephrased_documents",
-        "document_embeddings",
-        "clusters",
-        "quality_scores",
-        "training_mixture",
-    ):
+    for name in STAGE_ASSET_NAMES:
         result = instance.fetch_materializations(dg.AssetKey(name), limit=1000)
         for record in result.records:
             meta = record.asset_materialization.metadata

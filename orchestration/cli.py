@@ -23,6 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     trace = commands.add_parser("trace", help="lineage of a document or mixture sample")
     trace.add_argument("doc_id")
     trace.add_argument("--json", action="store_true")
+    why = commands.add_parser("why", help="why a raw record (URL or id) is or is not in the mix")
+    why.add_argument("url_or_doc_id")
     ui = commands.add_parser("ui", help="start the Dagster web UI (dagster dev)")
     ui.add_argument("--host", default="127.0.0.1", help="bind address (loopback by default)")
     ui.add_argument("--port", type=int, default=3000)
@@ -33,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     return {
         "run": _run,
         "trace": _trace,
+        "why": _why,
         "ui": _ui,
         "sql": _sql,
         "prepare-models": _prepare,
@@ -58,14 +61,20 @@ def _run(args: argparse.Namespace) -> int:
 
 def _trace(args: argparse.Namespace) -> int:
     from orchestration.lineage import format_trace, trace_document
-    from resources.lake import Lake
 
-    result = trace_document(Lake().catalog, args.doc_id)
+    result = trace_document(_catalog(), args.doc_id)
     if args.json:
         print(json.dumps({"doc_id": result.doc_id, "steps": result.steps}, default=str, indent=2))
     else:
         print(format_trace(result))
     return 0 if result.steps else 1
+
+
+def _why(args: argparse.Namespace) -> int:
+    from orchestration.lineage import explain
+
+    print("\n".join(explain(_catalog(), args.url_or_doc_id)))
+    return 0
 
 
 def _ui(args: argparse.Namespace) -> int:
@@ -88,9 +97,7 @@ def _ui(args: argparse.Namespace) -> int:
 
 
 def _sql(args: argparse.Namespace) -> int:
-    from resources.lake import Lake
-
-    with Lake().catalog.connect(read_only=True) as con:
+    with _catalog().connect(read_only=True) as con:
         print(con.sql(args.query))
     return 0
 
@@ -100,6 +107,14 @@ def _prepare(args: argparse.Namespace) -> int:
 
     print(f"SmolLM2-135M-Instruct: {prepare_smollm2()}")
     return 0
+
+
+def _catalog():
+    """The catalog without importing Dagster, so audit commands answer in well under a second."""
+    from resources.catalog import Catalog
+    from resources.settings import foundry_home
+
+    return Catalog(foundry_home() / "catalog.duckdb")
 
 
 def _load(path: Path | None) -> dict | None:

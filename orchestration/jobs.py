@@ -4,8 +4,8 @@ import dagster as dg
 
 from assets.partitions import crawl_shards
 
-SHARD_ASSETS = dg.AssetSelection.assets("raw_documents", "cleaned_documents")
-CORPUS_ASSETS = dg.AssetSelection.assets(
+SHARD_ASSET_NAMES = ("raw_documents", "cleaned_documents")
+CORPUS_ASSET_NAMES = (
     "duplicate_clusters",
     "rephrased_documents",
     "document_embeddings",
@@ -13,6 +13,9 @@ CORPUS_ASSETS = dg.AssetSelection.assets(
     "quality_scores",
     "training_mixture",
 )
+STAGE_ASSET_NAMES = SHARD_ASSET_NAMES + CORPUS_ASSET_NAMES
+SHARD_ASSETS = dg.AssetSelection.assets(*SHARD_ASSET_NAMES)
+CORPUS_ASSETS = dg.AssetSelection.assets(*CORPUS_ASSET_NAMES)
 
 # GPU steps queue inside a run; across runs the `gpu` pool limit does the same.
 EXECUTOR = dg.multiprocess_executor.configured(

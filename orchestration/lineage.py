@@ -41,6 +41,9 @@ def trace_document(catalog: Catalog, doc_or_sample_id: str) -> Trace:
         trace.add("not in the mixture", q.rows("training_mixture__dropped", "doc_id = ?", doc_id))
         trace.add("scores", q.rows("quality_scores", "doc_id = ?", doc_id))
         trace.add("cluster", q.cluster(doc_id))
+        trace.add(
+            "removed as semantic duplicate", q.rows("clusters__dropped", "doc_id = ?", doc_id)
+        )
         rewrite = q.rows("rephrased_documents", "doc_id = ?", doc_id, omit=("text",))
         trace.add("rewrite", rewrite)
         trace.add("rejected rewrite", q.rows("rephrased_documents__dropped", "doc_id = ?", doc_id))
@@ -99,3 +102,51 @@ def format_trace(trace: Trace) -> str:
 def _short(value: Any) -> str:
     text = str(value)
     return text if len(text) <= 120 else text[:117] + "..."
+
+
+DROP_STEPS = (
+    "quarantined raw record",
+    "dropped by cleaning",
+    "removed as duplicate",
+    "removed as semantic duplicate",
+    "rejected rewrite",
+    "not in the mixture",
+)
+
+
+def explain(catalog: Catalog, url_or_doc_id: str) -> list[str]:
+    """Why each raw record with this URL (or id) is, or is not, in the mixture."""
+    with catalog.connect(read_only=True) as con:
+        views = {r[0] for r in con.execute("SELECT view_name FROM duckdb_views()").fetchall()}
+        q = _Query(con, views)
+        ids = [
+            r["doc_id"]
+            for r in q.rows("raw_documents", "url = ? OR doc_id = ?", url_or_doc_id, url_or_doc_id)
+        ]
+        ids += [
+            r["doc_id"]
+            for r in q.rows(
+                "raw_documents__dropped", "url = ? OR doc_id = ?", url_or_doc_id, url_or_doc_id
+            )
+        ]
+    if not ids:
+        return [f"{url_or_doc_id}: no raw record has this URL or id"]
+    return [_verdict(trace_document(catalog, doc_id)) for doc_id in dict.fromkeys(ids)]
+
+
+def _verdict(trace: Trace) -> str:
+    steps = dict(trace.steps)
+    if "mixture samples" in steps:
+        samples = steps["mixture samples"]
+        domain = samples[0]["domain"]
+        return f"{trace.doc_id}: IN the mixture, {len(samples)} sample(s), domain {domain}"
+    for title in DROP_STEPS:
+        if title in steps:
+            row = steps[title][0]
+            measured = f" (value {row.get('value')}, threshold {row.get('threshold')})"
+            return (
+                f"{trace.doc_id}: NOT in the mixture - {title} at stage {row.get('stage')}: "
+                f"{row.get('rule')}{measured if row.get('value') is not None else ''}"
+                f"{'; ' + row['detail'] if row.get('detail') else ''}"
+            )
+    return f"{trace.doc_id}: NOT in the mixture - not yet processed by a later stage"

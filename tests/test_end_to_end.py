@@ -8,6 +8,7 @@ import polars as pl
 import pytest
 from warcio.archiveiterator import ArchiveIterator
 
+from orchestration.jobs import STAGE_ASSET_NAMES
 from orchestration.lineage import trace_document
 from orchestration.runner import run_pipeline
 from resources.lake import Lake
@@ -15,16 +16,7 @@ from tests.conftest import SAMPLE_CRAWL, SECOND_CRAWL
 
 pytestmark = pytest.mark.slow
 
-STAGE_ASSETS = [
-    "raw_documents",
-    "cleaned_documents",
-    "duplicate_clusters",
-    "rephrased_documents",
-    "document_embeddings",
-    "clusters",
-    "quality_scores",
-    "training_mixture",
-]
+STAGE_ASSETS = STAGE_ASSET_NAMES
 BUDGET = 60_000
 
 
@@ -127,3 +119,16 @@ def test_another_crawl_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     assert lake.scan("training_mixture").collect().height > 0
     clusters = lake.scan("duplicate_clusters").collect()
     assert clusters.height > 0, "apt-doc serves each guide as both dir/ and dir/index.html"
+
+
+def test_why_explains_what_is_in_and_what_is_not(sample_run: Lake) -> None:
+    from orchestration.lineage import explain
+
+    dropped = sample_run.scan("cleaned_documents", "dropped").collect().row(0, named=True)
+    raw = sample_run.scan("raw_documents").filter(pl.col("doc_id") == dropped["doc_id"]).collect()
+    (answer,) = explain(sample_run.catalog, raw["url"][0])
+    assert "NOT in the mixture" in answer and dropped["rule"] in answer
+    kept = sample_run.scan("training_mixture").collect()["doc_id"][0]
+    assert "IN the mixture" in explain(sample_run.catalog, kept)[0]
+    quarantined = sample_run.scan("raw_documents", "dropped").collect().row(0, named=True)
+    assert quarantined["rule"] in explain(sample_run.catalog, quarantined["doc_id"])[0]

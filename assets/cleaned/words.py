@@ -164,7 +164,8 @@ class SpacyRulesSplitter:
             return []
         lasts = map(self._last_edge.__getitem__, chunks)
         firsts = map(self._first_edge.__getitem__, islice(chunks, 1, None))
-        candidates = compress(count(), map(self._edges_pair.__getitem__, zip(lasts, firsts)))
+        edges = zip(lasts, firsts, strict=False)  # one boundary fewer than chunks
+        candidates = compress(count(), map(self._edges_pair.__getitem__, edges))
         return [k for k in candidates if self._pair_at(chunks, k)]
 
     def _edge_ids_pair(self, ids: tuple[int, int]) -> bool:

@@ -1,0 +1,78 @@
+"""Output tokens per second: the in-process vLLM rewriter against a plain transformers loop.
+
+Same model (the packaged SmolLM2-135M-Instruct), same chat prompts (one rewrite style over real
+sample text), same output length (forced with ignore_eos / min_new_tokens), greedy decoding.
+Engine and model loading are outside the timings. transformers runs in float32, its fastest
+CPU dtype, so the peer is not handicapped by bfloat16 emulation.
+"""
+
+from __future__ import annotations
+
+import time
+
+from assets.rephrased.styles import get_style
+from benchmarks.bench_filters import load_texts
+from resources.models import prepare_smollm2
+from resources.rewriter import VLLMRewriter
+
+PROMPTS = 16
+OUTPUT_TOKENS = 128
+BATCH = 8
+
+
+def _conversations() -> list[list[dict]]:
+    style = get_style("wrap_wikipedia")
+    texts = [t for t, lang in load_texts() if lang == "en"][:PROMPTS]
+    return [style.messages(" ".join(t.split()[:200])) for t in texts]
+
+
+def _vllm(conversations: list[list[dict]]) -> float:
+    from vllm import SamplingParams
+
+    engine = VLLMRewriter(max_model_len=1024).engine()
+    params = SamplingParams(temperature=0.0, max_tokens=OUTPUT_TOKENS, ignore_eos=True)
+    engine.chat(conversations[:2], params, use_tqdm=False)
+    started = time.perf_counter()
+    outputs = engine.chat(conversations, params, use_tqdm=False)
+    seconds = time.perf_counter() - started
+    return sum(len(o.outputs[0].token_ids) for o in outputs) / seconds
+
+
+def _transformers(conversations: list[list[dict]]) -> float:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = prepare_smollm2()
+    tokenizer = AutoTokenizer.from_pretrained(path, padding_side="left")
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    generated = 0
+    started = time.perf_counter()
+    for i in range(0, len(conversations), BATCH):
+        prompts = [
+            tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True)
+            for c in conversations[i : i + BATCH]
+        ]
+        inputs = tokenizer(prompts, return_tensors="pt", padding=True)
+        with torch.inference_mode():
+            out = model.generate(
+                **inputs,
+                max_new_tokens=OUTPUT_TOKENS,
+                min_new_tokens=OUTPUT_TOKENS,
+                do_sample=False,
+                pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id,
+            )
+        generated += (out.shape[1] - inputs["input_ids"].shape[1]) * out.shape[0]
+    return generated / (time.perf_counter() - started)
+
+
+def run() -> dict:
+    conversations = _conversations()
+    vllm_tps = _vllm(conversations)
+    hf_tps = _transformers(conversations)
+    return {
+        "prompts": len(conversations),
+        "output_tokens_each": OUTPUT_TOKENS,
+        "vllm_output_tok_per_s": round(vllm_tps, 1),
+        "transformers_output_tok_per_s": round(hf_tps, 1),
+        "ratio": round(vllm_tps / hf_tps, 2),
+    }
