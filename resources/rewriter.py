@@ -140,7 +140,8 @@ class VLLMRewriter(ConfigurableResource):
                 concurrency=self.concurrency,
             )
             self._client = OpenAIChatClient(settings)
-        return [Generation(**r) for r in self._client.chat(conversations, self.sampling())]
+        sampling = {k: v for k, v in self.sampling().items() if k != "seed"}  # see chat()
+        return [Generation(**r) for r in self._client.chat(conversations, sampling)]
 
     def teardown_after_execution(self, context) -> None:
         if self._client is not None:

@@ -40,7 +40,9 @@ class VllmServer:
 
     def start(self) -> None:
         command = [
-            sys.executable, "-m", "vllm.entrypoints.cli.main", "serve", str(prepare_smollm2()),
+            # what `vllm serve` runs; the `vllm` console script wants the GPU distribution's name
+            sys.executable, "-m", "vllm.entrypoints.openai.api_server",
+            "--model", str(prepare_smollm2()),
             "--host", "127.0.0.1", "--port", str(self.port), "--served-model-name", SERVED_NAME,
             "--max-model-len", "1024", "--enforce-eager", "--dtype", "bfloat16",
         ]  # fmt: skip

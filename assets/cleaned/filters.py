@@ -2,33 +2,55 @@
 
 Gopher quality and repetition (Rae et al. 2021, "Scaling Language Models", appendix A), C4
 (Raffel et al. 2020) and FineWeb's own quality filter (Penedo et al. 2024), each following the
-order and the comparisons of datatrove's implementation, which is the oracle in the tests. Each
-filter returns a `Verdict` naming the first failed check with its measured value and threshold,
-and every value it measured along the way, which the scored stage reuses.
+order and the comparisons of datatrove's implementation, which is the oracle in the tests (same
+check order, same ``<``/``>``, same line and paragraph splitting, same words: see ``words.py``).
+Each filter returns a `Verdict` naming the first failed check with its measured value and
+threshold, and every value it measured along the way, which the scored stage reuses.
+
+Speed, without changing a decision: words are split once per text (memoised per distinct
+chunk), duplicates are counted with sets rather than Python loops, n-grams are built as tuples
+at C speed, and per-word properties are memoised.
+
+Where we differ from datatrove on purpose:
+
+* inputs on which datatrove raises (no words, or no lines) are dropped with a rule instead
+  (``empty_text``, ``no_words``, ``<filter>:empty``);
+* the C4 filter implements C4's line mode only (``split_paragraph=True``, as C4 and FineWeb);
+* per-language defaults (``default_per_language``) adapt Gopher's English stop words and the
+  word-shape rules of unspaced scripts, as FineWeb2 does; ``FilterConfig(per_language={})``
+  gives datatrove's defaults for every language;
+* ``zh`` is segmented with jieba, as datatrove does for ``zh_Hani`` (see ``words.py``).
 """
 
 from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
+from itertools import compress, islice
+from operator import itemgetter
 
 from assets.cleaned.punctuation import PUNCTUATION, TERMINAL
-from assets.cleaned.words import count_sentences, split_words
+from assets.cleaned.words import base_language, splitter_for
 
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
     kept: bool
-    rule: str | None
-    value: float | None
-    threshold: float | None
-    text: str
-    signals: dict[str, float]
+    rule: str | None  # failing rule when dropped, "<filter>:<check>"
+    value: float | None  # measured value of the failing check
+    threshold: float | None  # its threshold
+    text: str  # the text after line-level edits (C4 removes lines); equal to input otherwise
+    signals: dict[str, float]  # every value measured along the way, "<filter>.<name>"
 
 
 @dataclass(frozen=True)
 class GopherQualityConfig:
+    """datatrove's GopherQualityFilter defaults (Gopher, Rae et al. 2021, sec. A.1.1);
+    0 or None disables a check, as there."""
+
     min_doc_words: int = 50
     max_doc_words: int = 100_000
     min_avg_word_length: float = 3
@@ -43,6 +65,8 @@ class GopherQualityConfig:
 
 @dataclass(frozen=True)
 class GopherRepetitionConfig:
+    """datatrove's GopherRepetitionFilter defaults (Gopher, Rae et al. 2021, table A1)."""
+
     dup_line_frac: float = 0.3
     dup_para_frac: float = 0.3
     dup_line_char_frac: float = 0.2
@@ -55,7 +79,10 @@ class GopherRepetitionConfig:
 
 @dataclass(frozen=True)
 class C4Config:
-    """datatrove's C4QualityFilter as FineWeb ran it: lines without terminal punctuation stay."""
+    """datatrove's C4QualityFilter (Raffel et al. 2020) as FineWeb ran it: lines without
+    terminal punctuation stay (``filter_no_terminal_punct=False``; C4's rule removed too much
+    good text in FineWeb's ablations). Only line mode (``split_paragraph=True``) is implemented.
+    -1 disables the numeric checks, as in datatrove."""
 
     split_paragraph: bool = True
     remove_citations: bool = True
@@ -71,8 +98,12 @@ class C4Config:
 
 @dataclass(frozen=True)
 class FineWebQualityConfig:
+    """datatrove's FineWebQualityFilter defaults (FineWeb, Penedo et al. 2024);
+    ``stop_chars=None`` means datatrove's terminal punctuation of all scripts."""
+
     line_punct_thr: float = 0.12
     line_punct_exclude_zero: bool = False
+    stop_chars: tuple[str, ...] | None = None
     short_line_thr: float = 0.67
     short_line_length: int = 30
     char_duplicates_ratio: float = 0.01
@@ -90,8 +121,14 @@ class FilterConfig:
     per_language: dict[str, FilterConfig] | None = None  # None = default_per_language()
 
     def for_language(self, language: str) -> FilterConfig:
-        table = default_per_language(self) if self.per_language is None else self.per_language
-        return table.get(language, self)
+        """The config for an ISO 639-1 code ("de"; "de_Latn" and "de-AT" work too)."""
+        table = self._language_table
+        return table.get(language, table.get(base_language(language), self))
+
+    @cached_property
+    def _language_table(self) -> dict[str, FilterConfig]:
+        """Built once per config (``cached_property`` writes past the frozen dataclass)."""
+        return default_per_language(self) if self.per_language is None else self.per_language
 
 
 # Gopher's stop-word rule names eight frequent English function words; applied to German or
@@ -113,6 +150,8 @@ UNSPACED_LANGUAGES = ("ja", "zh", "th")
 
 
 def default_per_language(base: FilterConfig) -> dict[str, FilterConfig]:
+    """Per-language replacements of ``base``: its own stop words for each language of
+    ``STOP_WORDS_BY_LANGUAGE``, and looser word-shape rules for unspaced scripts."""
     if base.gopher_quality is None:
         return {}
     table = {
@@ -132,141 +171,18 @@ def default_per_language(base: FilterConfig) -> dict[str, FilterConfig]:
     return table
 
 
-def _fail(rule: str, value: float, threshold: float, text: str, signals: dict) -> Verdict:
-    return Verdict(False, rule, float(value), float(threshold), text, signals)
+def config_for(cfg: FilterConfig, language: str) -> FilterConfig:
+    """Function form of ``FilterConfig.for_language``."""
+    return cfg.for_language(language)
 
 
-def _pass(text: str, signals: dict) -> Verdict:
-    return Verdict(True, None, None, None, text, signals)
+# --- shared helpers ---------------------------------------------------------------------------
 
-
-# ---------------------------------------------------------------- Gopher quality
-
-
-def gopher_quality(text: str, words: list[str], cfg: GopherQualityConfig) -> Verdict:
-    s: dict[str, float] = {}
-    content = [w for w in words if any(ch not in PUNCTUATION for ch in w)]
-    s["gopher_quality.n_words"] = n = len(content)
-    if cfg.min_doc_words and n < cfg.min_doc_words:
-        return _fail("gopher_quality:min_doc_words", n, cfg.min_doc_words, text, s)
-    if cfg.max_doc_words and n > cfg.max_doc_words:
-        return _fail("gopher_quality:max_doc_words", n, cfg.max_doc_words, text, s)
-    s["gopher_quality.avg_word_length"] = avg = sum(map(len, content)) / n
-    if cfg.min_avg_word_length and avg < cfg.min_avg_word_length:
-        return _fail("gopher_quality:min_avg_word_length", avg, cfg.min_avg_word_length, text, s)
-    if cfg.max_avg_word_length and avg > cfg.max_avg_word_length:
-        return _fail("gopher_quality:max_avg_word_length", avg, cfg.max_avg_word_length, text, s)
-    n_all = len(words)
-    s["gopher_quality.hash_ratio"] = hashes = text.count("#") / n_all
-    if cfg.max_symbol_word_ratio and hashes > cfg.max_symbol_word_ratio:
-        return _fail("gopher_quality:hash_ratio", hashes, cfg.max_symbol_word_ratio, text, s)
-    ellipses = (text.count("...") + text.count("…")) / n_all
-    s["gopher_quality.ellipsis_ratio"] = ellipses
-    if cfg.max_symbol_word_ratio and ellipses > cfg.max_symbol_word_ratio:
-        return _fail("gopher_quality:ellipsis_ratio", ellipses, cfg.max_symbol_word_ratio, text, s)
-    return _gopher_lines_and_words(text, words, cfg, s)
-
-
-def _gopher_lines_and_words(
-    text: str, words: list[str], cfg: GopherQualityConfig, s: dict[str, float]
-) -> Verdict:
-    lines = text.splitlines()
-    bullets = sum(ln.lstrip().startswith(("•", "-")) for ln in lines) / len(lines)
-    s["gopher_quality.bullet_lines_ratio"] = bullets
-    if cfg.max_bullet_lines_ratio and bullets > cfg.max_bullet_lines_ratio:
-        return _fail("gopher_quality:bullet_lines", bullets, cfg.max_bullet_lines_ratio, text, s)
-    ends = sum(ln.rstrip().endswith(("...", "…")) for ln in lines) / len(lines)
-    s["gopher_quality.ellipsis_lines_ratio"] = ends
-    if cfg.max_ellipsis_lines_ratio and ends > cfg.max_ellipsis_lines_ratio:
-        return _fail("gopher_quality:ellipsis_lines", ends, cfg.max_ellipsis_lines_ratio, text, s)
-    alpha = sum(any(c.isalpha() for c in w) for w in words) / len(words)
-    s["gopher_quality.alpha_words_ratio"] = alpha
-    if cfg.max_non_alpha_words_ratio and alpha < cfg.max_non_alpha_words_ratio:
-        return _fail("gopher_quality:alpha_words", alpha, cfg.max_non_alpha_words_ratio, text, s)
-    # distinct stop words present, as datatrove counts them (a set intersection)
-    s["gopher_quality.stop_words"] = n_stop = len(frozenset(cfg.stop_words).intersection(words))
-    if cfg.min_stop_words and n_stop < cfg.min_stop_words:
-        return _fail("gopher_quality:stop_words", n_stop, cfg.min_stop_words, text, s)
-    return _pass(text, s)
-
-
-# ---------------------------------------------------------------- Gopher repetition
-
-_PARAGRAPHS = re.compile(r"\n{2,}")
-_LINES = re.compile(r"\n+")
-
-
-def _duplicates(items: list[str]) -> tuple[int, int]:
-    """(duplicate elements, characters in duplicates), counting every repeat after the first."""
-    seen: set[str] = set()
-    elements = chars = 0
-    for item in items:
-        if item in seen:
-            elements += 1
-            chars += len(item)
-        else:
-            seen.add(item)
-    return elements, chars
-
-
-def _top_ngram_chars(words: list[str], n: int) -> int:
-    grams = Counter(" ".join(words[i : i + n]) for i in range(len(words) - n + 1))
-    if not grams:
-        return 0
-    gram, count = grams.most_common(1)[0]
-    return len(gram) * count
-
-
-def _duplicated_ngram_chars(words: list[str], n: int) -> int:
-    """Characters in n-grams seen before, skipping past each repeat (Gopher's definition)."""
-    seen: set[str] = set()
-    chars = i = 0
-    while i < len(words) - n + 1:
-        gram = "".join(words[i : i + n])
-        if gram in seen:
-            chars += len(gram)
-            i += n
-        else:
-            seen.add(gram)
-            i += 1
-    return chars
-
-
-def gopher_repetition(text: str, words: list[str], cfg: GopherRepetitionConfig) -> Verdict:
-    s: dict[str, float] = {}
-    paragraphs = _PARAGRAPHS.split(text.strip())
-    dup, chars = _duplicates(paragraphs)
-    s["gopher_repetition.dup_para_frac"] = frac = dup / len(paragraphs)
-    if cfg.dup_para_frac and frac > cfg.dup_para_frac:
-        return _fail("gopher_repetition:dup_para_frac", frac, cfg.dup_para_frac, text, s)
-    s["gopher_repetition.dup_para_char_frac"] = frac = chars / len(text)
-    if cfg.dup_para_char_frac and frac > cfg.dup_para_char_frac:
-        return _fail("gopher_repetition:dup_para_char_frac", frac, cfg.dup_para_char_frac, text, s)
-    lines = _LINES.split(text)
-    dup, chars = _duplicates(lines)
-    s["gopher_repetition.dup_line_frac"] = frac = dup / len(lines)
-    if cfg.dup_line_frac and frac > cfg.dup_line_frac:
-        return _fail("gopher_repetition:dup_line_frac", frac, cfg.dup_line_frac, text, s)
-    s["gopher_repetition.dup_line_char_frac"] = frac = chars / len(text)
-    if cfg.dup_line_char_frac and frac > cfg.dup_line_char_frac:
-        return _fail("gopher_repetition:dup_line_char_frac", frac, cfg.dup_line_char_frac, text, s)
-    for n, limit in cfg.top_n_grams:
-        if len(words) < n:
-            continue
-        s[f"gopher_repetition.top_{n}_gram"] = frac = _top_ngram_chars(words, n) / len(text)
-        if frac > limit:
-            return _fail(f"gopher_repetition:top_{n}_gram", frac, limit, text, s)
-    for n, limit in cfg.dup_n_grams:
-        s[f"gopher_repetition.dup_{n}_grams"] = frac = _duplicated_ngram_chars(words, n) / len(text)
-        if frac > limit:
-            return _fail(f"gopher_repetition:dup_{n}_grams", frac, limit, text, s)
-    return _pass(text, s)
-
-
-# ---------------------------------------------------------------- C4
-
+# C4's citation markers, end punctuation and policy phrases (datatrove c4_filters.py, after
+# tensorflow_datasets' c4_utils.py).
 CITATION = re.compile(r"\[\d*]|\[edit]|\[citation needed]")
 END_PUNCTUATION = (".", "?", "!", '"', "'")
+ELLIPSIS = "..."
 POLICY_SUBSTRINGS = (
     "terms of use",
     "privacy policy",
@@ -275,106 +191,383 @@ POLICY_SUBSTRINGS = (
     "use of cookies",
     "use cookies",
 )
+_PARAGRAPHS = re.compile(r"\n{2,}")
+_LINES = re.compile("\n+")
+_DELETE_PUNCTUATION = dict.fromkeys(map(ord, PUNCTUATION))
+
+
+class _WordProperty(dict):
+    """Per-word memo of a boolean property (words repeat a lot across documents)."""
+
+    def __init__(self, fn: Callable[[str], bool], limit: int = 1_000_000) -> None:
+        super().__init__()
+        self._fn, self._limit = fn, limit
+
+    def __missing__(self, word: str) -> bool:
+        if len(self) >= self._limit:
+            self.clear()
+        value = self[word] = self._fn(word)
+        return value
+
+
+_HAS_NON_SYMBOL = _WordProperty(lambda w: bool(w.translate(_DELETE_PUNCTUATION)))
+_HAS_ALPHA = _WordProperty(lambda w: any(c.isalpha() for c in w))
+
+
+def _drop(
+    rule: str, value: float | None, threshold: float | None, text: str, signals: dict
+) -> Verdict:
+    as_float = lambda x: None if x is None else float(x)  # noqa: E731
+    return Verdict(False, rule, as_float(value), as_float(threshold), text, signals)
+
+
+def _keep(text: str, signals: dict) -> Verdict:
+    return Verdict(True, None, None, None, text, signals)
+
+
+def find_duplicates(items: Sequence[str]) -> tuple[int, int]:
+    """datatrove's ``find_duplicates``: (repeats of an earlier item, their characters)."""
+    unique = set(items)
+    return len(items) - len(unique), sum(map(len, items)) - sum(map(len, unique))
+
+
+def _shifted(words: list[str], n: int) -> Iterable[tuple[str, ...]]:
+    """The word n-grams as tuples, built at C speed."""
+    return zip(*(islice(words, i, None) for i in range(n)), strict=False)
+
+
+def top_ngram_chars(words: list[str], n: int) -> int | None:
+    """Characters covered by the most frequent word n-gram (Gopher): its length joined with
+    spaces times its count; the first seen wins ties, as ``Counter.most_common(1)``.
+    ``None`` when there are fewer than n words."""
+    counts = Counter(_shifted(words, n))
+    if not counts:
+        return None
+    gram, freq = max(counts.items(), key=itemgetter(1))
+    return (sum(map(len, gram)) + n - 1) * freq
+
+
+def duplicated_ngram_chars(words: list[str], n: int) -> int:
+    """Characters in repeated word n-grams (Gopher), counted as datatrove's
+    ``find_all_duplicate``: n-grams are keyed by their words concatenated without separator,
+    and after a repeat the scan jumps past it so overlapping repeats count once."""
+    keys = list(map("".join, _shifted(words, n)))
+    unique = set(keys)
+    if len(unique) == len(keys):
+        return 0
+    seen: set[str] = set()
+    repeated, idx = 0, 0
+    while idx < len(keys):
+        key = keys[idx]
+        if key in seen:
+            repeated += len(key)
+            idx += n
+        else:
+            seen.add(key)
+            idx += 1
+    return repeated
+
+
+# --- Gopher repetition -------------------------------------------------------------------------
+
+
+def gopher_repetition(text: str, words: list[str], cfg: GopherRepetitionConfig) -> Verdict:
+    """Gopher's repetition removal (Rae et al. 2021, table A1), as datatrove's
+    GopherRepetitionFilter: duplicate paragraphs, then lines, then top 2-4-grams, then
+    duplicated 5-10-grams; fractions of characters are over ``len(text)``."""
+    signals: dict[str, float] = {}
+    if not text:
+        return _drop("gopher_repetition:empty", 0.0, None, text, signals)
+    n_chars = len(text)
+
+    paragraphs = _PARAGRAPHS.split(text.strip())
+    dup_paras, dup_para_chars = find_duplicates(paragraphs)
+    for name, value, limit in (
+        ("dup_para_frac", dup_paras / len(paragraphs), cfg.dup_para_frac),
+        ("dup_para_char_frac", dup_para_chars / n_chars, cfg.dup_para_char_frac),
+    ):
+        signals[f"gopher_repetition.{name}"] = value
+        if limit and value > limit:
+            return _drop(f"gopher_repetition:{name}", value, limit, text, signals)
+
+    lines = _LINES.split(text)
+    dup_lines, dup_line_chars = find_duplicates(lines)
+    for name, value, limit in (
+        ("dup_line_frac", dup_lines / len(lines), cfg.dup_line_frac),
+        ("dup_line_char_frac", dup_line_chars / n_chars, cfg.dup_line_char_frac),
+    ):
+        signals[f"gopher_repetition.{name}"] = value
+        if limit and value > limit:
+            return _drop(f"gopher_repetition:{name}", value, limit, text, signals)
+
+    for n, limit in cfg.top_n_grams:
+        chars = top_ngram_chars(words, n)
+        if chars is None:
+            continue
+        name = f"top_{n}_gram"
+        value = signals[f"gopher_repetition.{name}"] = chars / n_chars
+        if value > limit:
+            return _drop(f"gopher_repetition:{name}", value, limit, text, signals)
+
+    for n, limit in cfg.dup_n_grams:
+        value = duplicated_ngram_chars(words, n) / n_chars
+        signals[f"gopher_repetition.dup_{n}_grams"] = value
+        if value > limit:
+            return _drop(f"gopher_repetition:dup_{n}_grams", value, limit, text, signals)
+    return _keep(text, signals)
+
+
+# --- Gopher quality ----------------------------------------------------------------------------
+
+
+def gopher_quality(text: str, words: list[str], cfg: GopherQualityConfig) -> Verdict:
+    """Gopher's quality filter (Rae et al. 2021, sec. A.1.1), as datatrove's
+    GopherQualityFilter. Word counts and mean length skip words made only of punctuation;
+    the symbol, alphabetic and stop-word checks use all words."""
+    signals: dict[str, float] = {}
+    kept = list(compress(words, map(_HAS_NON_SYMBOL.__getitem__, words)))
+    n_words, n_kept = len(words), len(kept)
+    signals["gopher_quality.n_words"] = float(n_kept)
+    if cfg.min_doc_words and n_kept < cfg.min_doc_words:
+        return _drop("gopher_quality:min_doc_words", n_kept, cfg.min_doc_words, text, signals)
+    if cfg.max_doc_words and n_kept > cfg.max_doc_words:
+        return _drop("gopher_quality:max_doc_words", n_kept, cfg.max_doc_words, text, signals)
+    if not n_words:  # datatrove divides by zero here
+        return _drop("gopher_quality:empty", 0.0, None, text, signals)
+
+    return _gopher_quality_ratios(text, words, kept, cfg, signals, n_words)
+
+
+def _gopher_quality_ratios(
+    text: str,
+    words: list[str],
+    kept: list[str],
+    cfg: GopherQualityConfig,
+    signals: dict[str, float],
+    n_words: int,
+) -> Verdict:
+    """The checks after the word count, in datatrove's order."""
+    # numpy's mean of nothing is NaN, which fails no comparison: datatrove goes on
+    avg = sum(map(len, kept)) / len(kept) if kept else float("nan")
+    signals["gopher_quality.avg_word_length"] = avg
+    if cfg.min_avg_word_length and avg < cfg.min_avg_word_length:
+        return _drop(
+            "gopher_quality:min_avg_word_length", avg, cfg.min_avg_word_length, text, signals
+        )
+    if cfg.max_avg_word_length and avg > cfg.max_avg_word_length:
+        return _drop(
+            "gopher_quality:max_avg_word_length", avg, cfg.max_avg_word_length, text, signals
+        )
+
+    hashes = signals["gopher_quality.hash_ratio"] = text.count("#") / n_words
+    limit = cfg.max_symbol_word_ratio
+    if limit and hashes > limit:
+        return _drop("gopher_quality:hash_ratio", hashes, limit, text, signals)
+    ellipses = (text.count("...") + text.count("…")) / n_words
+    signals["gopher_quality.ellipsis_ratio"] = ellipses
+    if limit and ellipses > limit:
+        return _drop("gopher_quality:ellipsis_ratio", ellipses, limit, text, signals)
+
+    verdict = _gopher_line_checks(text, cfg, signals)
+    if verdict is not None:
+        return verdict
+
+    alpha = sum(map(_HAS_ALPHA.__getitem__, words)) / n_words
+    signals["gopher_quality.alpha_words_ratio"] = alpha
+    if cfg.max_non_alpha_words_ratio and alpha < cfg.max_non_alpha_words_ratio:
+        return _drop(
+            "gopher_quality:alpha_words", alpha, cfg.max_non_alpha_words_ratio, text, signals
+        )
+
+    stops = len(set(cfg.stop_words).intersection(words))
+    signals["gopher_quality.stop_words"] = float(stops)
+    if cfg.min_stop_words and stops < cfg.min_stop_words:
+        return _drop("gopher_quality:stop_words", stops, cfg.min_stop_words, text, signals)
+    return _keep(text, signals)
+
+
+def _gopher_line_checks(
+    text: str, cfg: GopherQualityConfig, signals: dict[str, float]
+) -> Verdict | None:
+    """Bullet-start and ellipsis-end line shares (``str.splitlines``, as datatrove)."""
+    lines = text.splitlines()
+    bullets = sum(s.lstrip().startswith(("•", "-")) for s in lines) / len(lines)
+    signals["gopher_quality.bullet_lines_ratio"] = bullets
+    if cfg.max_bullet_lines_ratio and bullets > cfg.max_bullet_lines_ratio:
+        return _drop(
+            "gopher_quality:bullet_lines", bullets, cfg.max_bullet_lines_ratio, text, signals
+        )
+    ellipsis_lines = sum(s.rstrip().endswith(("...", "…")) for s in lines) / len(lines)
+    signals["gopher_quality.ellipsis_lines_ratio"] = ellipsis_lines
+    if cfg.max_ellipsis_lines_ratio and ellipsis_lines > cfg.max_ellipsis_lines_ratio:
+        limit = cfg.max_ellipsis_lines_ratio
+        return _drop("gopher_quality:ellipsis_lines", ellipsis_lines, limit, text, signals)
+    return None
+
+
+# --- C4 ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class _C4Lines:
+    """Running tallies of the C4 line pass."""
+
+    kept: list[str] = field(default_factory=list)
+    sentences: int = 0
+    removed: Counter = field(default_factory=Counter)
+
+
+def _c4_line_removal(line: str, words: list[str], cfg: C4Config) -> str | None:
+    """Why C4 removes this (stripped, citation-free) line, or None to keep it."""
+    if cfg.filter_no_terminal_punct and (
+        not line.endswith(END_PUNCTUATION) or line.endswith(ELLIPSIS)
+    ):
+        return "no_terminal_punct"
+    if len(words) < cfg.min_words_per_line:
+        return "too_few_words"
+    return None
+
+
+def _has_long_word(line: str, words: list[str], max_word_length: int) -> bool:
+    """A word longer than the limit (only possible when the line itself is)."""
+    if max_word_length == -1 or len(line) <= max_word_length:
+        return False
+    return any(len(word) > max_word_length for word in words)
 
 
 def c4_quality(text: str, language: str, cfg: C4Config) -> Verdict:
-    """Line-level removals, then document rules; returns the text with removed lines gone."""
-    s: dict[str, float] = {}
-    lines = text.splitlines() if cfg.split_paragraph else [text]
-    kept: list[str] = []
-    sentences = removed = 0
-    for raw in lines:
-        line = raw.strip()
+    """C4's heuristics (Raffel et al. 2020, sec. 2.2), as datatrove's C4QualityFilter in line
+    mode: lines are removed first (too long word, no end punctuation, fewer than 3 words,
+    "javascript", cookie/policy phrases; citations are cut), a kept line with "lorem ipsum" or
+    "{" drops the document, then documents with fewer than 5 sentences in the kept lines are
+    dropped. Returns the text of the kept lines."""
+    if not cfg.split_paragraph:
+        raise NotImplementedError("C4 sentence mode (split_paragraph=False) is not implemented")
+    splitter = splitter_for(language)
+    tally = _C4Lines()
+    for raw_line in text.splitlines():
+        line = raw_line.strip()
         words = line.split()
-        if cfg.max_word_length != -1 and any(len(w) > cfg.max_word_length for w in words):
-            removed += 1
+        if _has_long_word(line, words, cfg.max_word_length):
+            tally.removed["too_long_word"] += 1
             continue
         if cfg.remove_citations:
             line = CITATION.sub("", line)
-        if cfg.filter_no_terminal_punct and (
-            not line.endswith(END_PUNCTUATION) or line.endswith("...")
-        ):
-            removed += 1
-            continue
-        if len(words) < cfg.min_words_per_line:
-            removed += 1
-            continue
-        lowered = line.lower()
-        if cfg.filter_lorem_ipsum and "lorem ipsum" in lowered:
-            return _fail("c4:lorem_ipsum", 1, 0, text, s)
-        if cfg.filter_javascript and "javascript" in lowered:
-            removed += 1
-            continue
-        if cfg.filter_curly_bracket and "{" in line:
-            return _fail("c4:curly_bracket", 1, 0, text, s)
-        if cfg.filter_policy and any(p in lowered for p in POLICY_SUBSTRINGS):
-            removed += 1
+        reason = _c4_line_removal(line, words, cfg)
+        if reason is None:
+            line_l = line.lower()
+            if cfg.filter_lorem_ipsum and "lorem ipsum" in line_l:
+                return _drop("c4:lorem_ipsum", 1.0, 0.0, text, _c4_signals(tally))
+            if cfg.filter_javascript and "javascript" in line_l:
+                reason = "javascript"
+            elif cfg.filter_curly_bracket and "{" in line:
+                return _drop("c4:curly_bracket", 1.0, 0.0, text, _c4_signals(tally))
+            elif cfg.filter_policy and any(p in line_l for p in POLICY_SUBSTRINGS):
+                reason = "policy"
+        if reason is not None:
+            tally.removed[reason] += 1
             continue
         if cfg.min_num_sentences != -1:
-            sentences += count_sentences(line, language) if cfg.split_paragraph else 1
-        kept.append(line)
-    s["c4.lines_removed"] = removed
-    s["c4.sentences"] = sentences
-    if sentences < cfg.min_num_sentences:
-        return _fail("c4:min_sentences", sentences, cfg.min_num_sentences, text, s)
-    return _pass(("\n" if cfg.split_paragraph else " ").join(kept).strip(), s)
+            tally.sentences += splitter.sentence_count(line)
+        tally.kept.append(line)
+    signals = _c4_signals(tally)
+    if tally.sentences < cfg.min_num_sentences:
+        return _drop("c4:min_sentences", tally.sentences, cfg.min_num_sentences, text, signals)
+    return _keep("\n".join(tally.kept).strip(), signals)
 
 
-# ---------------------------------------------------------------- FineWeb quality
+def _c4_signals(tally: _C4Lines) -> dict[str, float]:
+    signals = {
+        "c4.lines_kept": float(len(tally.kept)),
+        "c4.lines_removed": float(sum(tally.removed.values())),
+        "c4.sentences": float(tally.sentences),
+    }
+    for reason in ("too_long_word", "no_terminal_punct", "too_few_words", "javascript", "policy"):
+        signals[f"c4.lines_removed_{reason}"] = float(tally.removed[reason])
+    return signals
+
+
+# --- FineWeb quality ---------------------------------------------------------------------------
+
+
+def _ends_with_stop(lines: list[str], stop_chars: tuple[str, ...] | None) -> int:
+    """Lines ending in a stop character (a set lookup when they are all single characters)."""
+    if stop_chars is None or all(len(c) == 1 for c in stop_chars):
+        marks = TERMINAL if stop_chars is None else frozenset(stop_chars)
+        return sum(line[-1] in marks for line in lines)
+    return sum(line.endswith(stop_chars) for line in lines)
 
 
 def fineweb_quality(text: str, words: list[str], cfg: FineWebQualityConfig) -> Verdict:
-    s: dict[str, float] = {}
-    lines = [ln for ln in text.split("\n") if ln.strip() != ""]
+    """FineWeb's own filters (Penedo et al. 2024), as datatrove's FineWebQualityFilter: share
+    of non-blank lines ending in terminal punctuation, share of short lines, characters in
+    duplicated lines, and newlines per word."""
+    signals: dict[str, float] = {}
+    lines = [line for line in text.split("\n") if line.strip() != ""]
     if not lines:
-        return _fail("fineweb_quality:empty", 0, 1, text, s)
-    ratio = sum(ln.endswith(tuple(TERMINAL)) for ln in lines) / len(lines)
-    s["fineweb_quality.line_punct_ratio"] = ratio
-    if ratio < cfg.line_punct_thr and not (ratio == 0 and cfg.line_punct_exclude_zero):
-        return _fail("fineweb_quality:line_punct_ratio", ratio, cfg.line_punct_thr, text, s)
-    ratio = sum(len(ln) <= cfg.short_line_length for ln in lines) / len(lines)
-    s["fineweb_quality.short_line_ratio"] = ratio
-    if ratio > cfg.short_line_thr:
-        return _fail("fineweb_quality:short_line_ratio", ratio, cfg.short_line_thr, text, s)
-    ratio = _duplicates(lines)[1] / len(text.replace("\n", ""))
-    s["fineweb_quality.char_dup_ratio"] = ratio
-    if ratio > cfg.char_duplicates_ratio:
-        return _fail("fineweb_quality:char_dup_ratio", ratio, cfg.char_duplicates_ratio, text, s)
-    ratio = text.count("\n") / len(words)
-    s["fineweb_quality.newline_ratio"] = ratio
-    if ratio > cfg.new_line_ratio:
-        return _fail("fineweb_quality:list_ratio", ratio, cfg.new_line_ratio, text, s)
-    return _pass(text, s)
+        return _drop("fineweb_quality:empty", 0.0, None, text, signals)
+
+    punct = signals["fineweb_quality.line_punct_ratio"] = _ends_with_stop(
+        lines, cfg.stop_chars
+    ) / len(lines)
+    if punct < cfg.line_punct_thr and not (punct == 0 and cfg.line_punct_exclude_zero):
+        return _drop("fineweb_quality:line_punct_ratio", punct, cfg.line_punct_thr, text, signals)
+
+    short = sum(len(line) <= cfg.short_line_length for line in lines) / len(lines)
+    signals["fineweb_quality.short_line_ratio"] = short
+    if short > cfg.short_line_thr:
+        return _drop("fineweb_quality:short_line_ratio", short, cfg.short_line_thr, text, signals)
+
+    dup = find_duplicates(lines)[1] / (len(text) - text.count("\n"))
+    signals["fineweb_quality.char_dup_ratio"] = dup
+    if dup > cfg.char_duplicates_ratio:
+        limit = cfg.char_duplicates_ratio
+        return _drop("fineweb_quality:char_dup_ratio", dup, limit, text, signals)
+
+    if not words:  # datatrove divides by zero here
+        return _drop("fineweb_quality:empty", 0.0, None, text, signals)
+    newlines = signals["fineweb_quality.newline_ratio"] = text.count("\n") / len(words)
+    if newlines > cfg.new_line_ratio:
+        return _drop("fineweb_quality:list_ratio", newlines, cfg.new_line_ratio, text, signals)
+    return _keep(text, signals)
 
 
-# ---------------------------------------------------------------- all of them
+# --- the chain ---------------------------------------------------------------------------------
+
+
+def _chain(cfg: FilterConfig, language: str) -> list[Callable[[str, list[str]], Verdict]]:
+    """The enabled filters in FineWeb's order, as functions of (text, words)."""
+    steps: list[Callable[[str, list[str]], Verdict]] = []
+    if cfg.gopher_repetition is not None:
+        steps.append(lambda t, w: gopher_repetition(t, w, cfg.gopher_repetition))
+    if cfg.gopher_quality is not None:
+        steps.append(lambda t, w: gopher_quality(t, w, cfg.gopher_quality))
+    if cfg.c4 is not None:
+        steps.append(lambda t, w: c4_quality(t, language, cfg.c4))
+    if cfg.fineweb_quality is not None:
+        steps.append(lambda t, w: fineweb_quality(t, w, cfg.fineweb_quality))
+    return steps
 
 
 def apply_filters(text: str, language: str, cfg: FilterConfig) -> Verdict:
-    """FineWeb's order; stops at the first failure; C4's edited text feeds FineWeb quality."""
+    """FineWeb's filter chain: Gopher repetition -> Gopher quality -> C4 -> FineWeb quality.
+    Stops at the first drop, like datatrove's pipeline; C4's edited text goes on to the next
+    filter and is the returned text; signals of all filters that ran are merged."""
     cfg = cfg.for_language(language)
     signals: dict[str, float] = {}
     if not text.strip():
-        return _fail("empty_text", 0, 1, text, signals)
-    words = split_words(text, language)
+        return _drop("empty_text", 0, 1, text, signals)
+    splitter = splitter_for(language)
+    words = splitter.words(text)
     if not words:
-        return _fail("no_words", 0, 1, text, signals)
-    steps = (
-        (cfg.gopher_repetition, lambda t, w: gopher_repetition(t, w, cfg.gopher_repetition)),
-        (cfg.gopher_quality, lambda t, w: gopher_quality(t, w, cfg.gopher_quality)),
-        (cfg.c4, lambda t, w: c4_quality(t, language, cfg.c4)),
-        (cfg.fineweb_quality, lambda t, w: fineweb_quality(t, w, cfg.fineweb_quality)),
-    )
-    for enabled, judge in steps:
-        if enabled is None:
-            continue
-        verdict = judge(text, words)
+        return _drop("no_words", 0, 1, text, signals)
+    for step in _chain(cfg, language):
+        verdict = step(text, words)
         signals.update(verdict.signals)
         if not verdict.kept:
-            return Verdict(False, verdict.rule, verdict.value, verdict.threshold, text, signals)
+            return replace(verdict, text=text, signals=signals)
         if verdict.text != text:
-            text = verdict.text
-            words = split_words(text, language)
+            text, words = verdict.text, splitter.words(verdict.text)
             if not words:
-                return _fail("no_words", 0, 1, text, signals)
-    return _pass(text, signals)
+                return _drop("no_words", 0, 1, text, signals)
+    return _keep(text, signals)
