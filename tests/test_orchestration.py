@@ -38,3 +38,21 @@ def test_sensor_adds_a_partition_per_new_shard(tmp_path: Path) -> None:
     result = new_crawl_shards(context)
     assert [r.partition_key for r in result.run_requests] == ["debian-faq-de.warc.gz"]
     assert result.dynamic_partitions_requests[0].partition_keys == ["debian-faq-de.warc.gz"]
+
+
+def test_workspace_yaml_loads_the_one_code_location(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-m", "dagster", "definitions", "validate", "-w", "workspace.yaml"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Validation successful for code location orchestration.definitions" in (
+        result.stdout + result.stderr
+    )
