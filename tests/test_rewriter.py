@@ -60,3 +60,21 @@ def test_rewrites_carry_their_provenance_and_pass_or_fail_qc() -> None:
             assert item.rule.startswith("qc:") and "source=" in item.detail
         else:
             assert item["text"].strip().upper() != "BANANA"
+
+
+@pytest.mark.parametrize("backend", ["engine"])
+def test_every_style_produces_a_recorded_outcome(backend: str) -> None:
+    """Every style in styles.toml runs; each outcome is a row or a drop with its reason."""
+    from assets.rephrased.styles import load_styles
+
+    rewriter = VLLMRewriter(max_tokens=192, max_model_len=1024)
+    outcomes = {}
+    for style in load_styles().values():
+        (item,) = rewrite_batch(
+            DOCS[:1], style, rewriter, LanguageIdentifier().identify, QualityPolicy(), ChunkLimits()
+        )
+        outcomes[style.style_id] = item.rule if isinstance(item, Drop) else "accepted"
+        if not isinstance(item, Drop):
+            assert item["style_id"] == style.style_id and item["style_version"] == style.version
+    assert len(outcomes) == 8
+    assert sum(v == "accepted" for v in outcomes.values()) >= 4, outcomes

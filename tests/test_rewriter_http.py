@@ -123,3 +123,17 @@ def test_a_server_killed_mid_run_is_retried_until_it_is_back(server: VllmServer)
     assert not worker.is_alive()
     assert len(results) == len(conversations)
     assert all(r.completion_tokens > 0 for r in results)
+
+
+def test_http_backend_runs_every_style(server: VllmServer) -> None:
+    from assets.documents import Drop
+    from assets.rephrased.styles import load_styles
+
+    rewriter = _rewriter(server)
+    accepted = 0
+    for style in load_styles().values():
+        (item,) = rewrite_batch(
+            DOCS[:1], style, rewriter, LanguageIdentifier().identify, QualityPolicy(), ChunkLimits()
+        )
+        accepted += not isinstance(item, Drop)
+    assert accepted >= 4
