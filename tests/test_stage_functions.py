@@ -151,3 +151,20 @@ def test_long_documents_are_chunked_on_lines_and_every_line_is_kept() -> None:
     assert len(chunks) > 1
     assert all(len(c.split()) <= 100 for c in chunks)
     assert "\n".join(chunks) == text
+
+
+def test_score_band_splits_documents_by_heuristic_quality() -> None:
+    from assets.rephrased.select import score_band
+
+    good = "The system installs packages. It checks their signatures. Updates are applied daily."
+    docs = pl.LazyFrame(
+        {
+            "doc_id": [f"d{i}" for i in range(10)],
+            "text": [good * (i + 1) if i % 2 else "menu\nmenu\nlogin\n#\n#" for i in range(10)],
+            "language": ["en"] * 10,
+        }
+    )
+    low = set(score_band(docs, 0.0, 0.5).collect()["doc_id"])
+    high = set(score_band(docs, 0.5, 1.0).collect()["doc_id"])
+    assert low.isdisjoint(high) and len(low | high) == 10
+    assert {"d1", "d3", "d5", "d7", "d9"} == high

@@ -36,6 +36,8 @@ class RephrasedConfig(dg.Config):
     style: str = Field("wrap_wikipedia", description="A style id from assets/rephrased/styles.toml")
     selection: str = Field("sample", description=f"Which documents: one of {POLICIES}.")
     near_miss_margin: float = Field(0.2, description="near_miss: relative distance to threshold.")
+    score_band_low: float = Field(0.0, description="score_band: lowest percentile (0-1).")
+    score_band_high: float = Field(0.5, description="score_band: highest percentile (0-1).")
     max_new_documents: int = Field(8, description="Budget of new rewrites per run.")
     max_source_tokens_total: int = Field(0, description="Token budget of sources; 0 = none.")
     languages: list[str] = Field(["en"], description="Source languages the model handles.")
@@ -155,7 +157,8 @@ def _select(
     count: Callable[[str], int],
 ) -> pl.DataFrame:
     """The policy's candidates in a stable order, minus finished work, within the budgets."""
-    pool = candidates(lake, organic, config.selection, config.near_miss_margin)
+    band = (config.score_band_low, config.score_band_high)
+    pool = candidates(lake, organic, config.selection, config.near_miss_margin, band)
     pool = pool.filter(pl.col("language").is_in(config.languages)).select("doc_id", "text")
     rows = (
         row

@@ -2,7 +2,10 @@
 
 `sample` takes a seeded sample of the surviving organic documents (WRAP); `all` takes every one;
 `near_miss` recycles pages the cleaned stage dropped by a narrow margin on a quality rule
-(REWIRE's point: the discarded web is a resource). Ids are hashes, so id order is a seeded shuffle.
+(REWIRE's point: the discarded web is a resource); `score_band` takes organic documents whose
+heuristic quality percentile lies in a band (Nemotron-CC rewrites by quality tier). Model-based
+scores come later in the graph, so the band uses the scored stage's heuristic signals directly.
+Ids are hashes, so id order is a seeded shuffle.
 """
 
 from __future__ import annotations
@@ -13,16 +16,20 @@ import polars as pl
 
 from resources.lake import Lake
 
-POLICIES = ("sample", "all", "near_miss")
+POLICIES = ("sample", "all", "near_miss", "score_band")
 QUALITY_RULES = ("gopher_quality:", "gopher_repetition:", "c4:", "fineweb_quality:")
 
 
-def candidates(lake: Lake, organic: pl.LazyFrame, policy: str, margin: float) -> pl.LazyFrame:
+def candidates(
+    lake: Lake, organic: pl.LazyFrame, policy: str, margin: float, band: tuple[float, float]
+) -> pl.LazyFrame:
     """(doc_id, text, language) of the documents the policy allows, in a stable order."""
     if policy in ("sample", "all"):
         return organic.select("doc_id", "text", "language").sort("doc_id")
     if policy == "near_miss":
         return near_misses(lake, margin)
+    if policy == "score_band":
+        return score_band(organic, *band)
     raise ValueError(f"selection policy {policy!r} is not one of {POLICIES}")
 
 
@@ -37,6 +44,20 @@ def near_misses(lake: Lake, margin: float) -> pl.LazyFrame:
     language = pl.col("detail").str.extract(r"language=(\w+)").alias("language")
     raw = lake.scan("raw_documents").select("doc_id", "text")
     return drops.select("doc_id", language).join(raw, on="doc_id").sort("doc_id")
+
+
+def score_band(organic: pl.LazyFrame, low: float, high: float) -> pl.LazyFrame:
+    """Organic documents whose heuristic quality percentile is in [low, high)."""
+    from assets.scored.signals import DEFAULT_WEIGHTS, combine, heuristic_signals
+
+    docs = organic.select("doc_id", "text", "language").collect()
+    if docs.is_empty():
+        return docs.lazy()
+    signals = pl.DataFrame([heuristic_signals(t) for t in docs["text"]])
+    scores = combine(signals, DEFAULT_WEIGHTS)["quality_score"]
+    percentile = (scores.rank("ordinal") - 1) / max(len(scores) - 1, 1)
+    mask = (percentile >= low) & (percentile < high if high < 1 else percentile <= high)
+    return docs.filter(mask).sort("doc_id").lazy()
 
 
 def within_budget(

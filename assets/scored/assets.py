@@ -4,18 +4,22 @@ import time
 from collections.abc import Iterator
 
 import dagster as dg
-import numpy as np
 import polars as pl
 from pydantic import Field
 
 from assets.contracts import Contract, balance_check, check_specs, contract_check
 from assets.corpus import corpus_documents
 from assets.documents import DROPPED_SCHEMA
-from assets.scored.signals import DEFAULT_WEIGHTS, SIGNAL_NAMES, heuristic_signals, log_scaled
+from assets.scored.signals import (
+    DEFAULT_WEIGHTS,
+    N_BUCKETS,
+    SIGNAL_NAMES,
+    combine,
+    heuristic_signals,
+)
 from resources.lake import Lake
 
 CODE_VERSION = "scored-1"
-N_BUCKETS = 5
 CONTRACT = Contract(
     columns=("doc_id", "origin", "quality_score", "quality_bucket", *SIGNAL_NAMES),
     not_null=("doc_id", "quality_score", "quality_bucket"),
@@ -70,20 +74,6 @@ def quality_scores(
     )
     yield contract_check("quality_scores", [f.path for f in lake.files("quality_scores")], CONTRACT)
     yield balance_check("quality_scores", signals.height, scores.height, 0)
-
-
-def combine(signals: pl.DataFrame, weights: dict[str, float]) -> pl.DataFrame:
-    """Weighted sum of standardised signals, then percentile buckets 0 (worst) .. 4 (best)."""
-    total = np.zeros(signals.height)
-    for name, weight in weights.items():
-        values = np.array([log_scaled(name, v) for v in signals[name].to_list()], dtype=float)
-        spread = values.std() or 1.0
-        total += weight * (values - values.mean()) / spread
-    ranks = pl.Series(total).rank("ordinal").to_numpy() - 1
-    buckets = (ranks * N_BUCKETS // max(signals.height, 1)).astype(np.int32)
-    return signals.with_columns(
-        pl.Series("quality_score", total), pl.Series("quality_bucket", buckets)
-    )
 
 
 def _schema(frame: pl.DataFrame):

@@ -6,6 +6,9 @@ import math
 import re
 from collections import Counter
 
+import numpy as np
+import polars as pl
+
 WORD = re.compile(r"\w+", re.UNICODE)
 TERMINAL = (".", "!", "?", '"', "。", "！", "？", "」")
 STOP_WORDS = frozenset(
@@ -72,3 +75,20 @@ DEFAULT_WEIGHTS = {
 def log_scaled(name: str, value: float) -> float:
     """Length signals are heavy-tailed; compare them on a log scale."""
     return math.log1p(value) if name in {"n_chars", "n_words"} else value
+
+
+N_BUCKETS = 5
+
+
+def combine(signals: pl.DataFrame, weights: dict[str, float]) -> pl.DataFrame:
+    """Weighted sum of standardised signals, then percentile buckets 0 (worst) .. 4 (best)."""
+    total = np.zeros(signals.height)
+    for name, weight in weights.items():
+        values = np.array([log_scaled(name, v) for v in signals[name].to_list()], dtype=float)
+        spread = values.std() or 1.0
+        total += weight * (values - values.mean()) / spread
+    ranks = pl.Series(total).rank("ordinal").to_numpy() - 1
+    buckets = (ranks * N_BUCKETS // max(signals.height, 1)).astype(np.int32)
+    return signals.with_columns(
+        pl.Series("quality_score", total), pl.Series("quality_bucket", buckets)
+    )
