@@ -14,6 +14,8 @@ import numpy as np
 from benchmarks.bench_filters import load_texts
 from resources.embedder import Embedder
 
+ROUNDS = 3
+
 
 def run() -> dict:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -26,12 +28,14 @@ def run() -> dict:
     bare.encode(texts[:8])  # warm both up
     embedder.encode(texts[:8])
 
-    started = time.perf_counter()
-    ours = embedder.encode(texts)
-    ours_s = time.perf_counter() - started
-    started = time.perf_counter()
-    theirs = bare.encode(texts, batch_size=64, normalize_embeddings=True)
-    theirs_s = time.perf_counter() - started
+    ours_s, theirs_s = float("inf"), float("inf")
+    for _ in range(ROUNDS):  # alternate, keep each side's best: no side pays for going first
+        started = time.perf_counter()
+        ours = embedder.encode(texts)
+        ours_s = min(ours_s, time.perf_counter() - started)
+        started = time.perf_counter()
+        theirs = bare.encode(texts, batch_size=64, normalize_embeddings=True)
+        theirs_s = min(theirs_s, time.perf_counter() - started)
     agreement = float(np.min(np.sum(ours * theirs, axis=1)))
     return {
         "docs": len(texts),

@@ -25,12 +25,13 @@ Where we differ from datatrove on purpose:
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from itertools import compress, islice
-from operator import itemgetter
+from itertools import compress, count, islice
+from operator import itemgetter, ne
 
 from assets.cleaned.punctuation import PUNCTUATION, TERMINAL
 from assets.cleaned.words import base_language, splitter_for
@@ -250,22 +251,36 @@ def top_ngram_chars(words: list[str], n: int) -> int | None:
 def duplicated_ngram_chars(words: list[str], n: int) -> int:
     """Characters in repeated word n-grams (Gopher), counted as datatrove's
     ``find_all_duplicate``: n-grams are keyed by their words concatenated without separator,
-    and after a repeat the scan jumps past it so overlapping repeats count once."""
+    and after a repeat the scan jumps n ahead, so overlapping repeats count once.
+
+    Only positions whose key occurred before can be repeats, so the scan visits just those: a
+    key is already seen there if its first occurrence was not jumped over, or if an earlier
+    visit of the same key was not a repeat itself.
+    """
     keys = list(map("".join, _shifted(words, n)))
-    unique = set(keys)
-    if len(unique) == len(keys):
-        return 0
-    seen: set[str] = set()
-    repeated, idx = 0, 0
-    while idx < len(keys):
-        key = keys[idx]
-        if key in seen:
+    first = dict(zip(reversed(keys), range(len(keys) - 1, -1, -1), strict=True))
+    later = compress(count(), map(ne, count(), map(first.__getitem__, keys)))
+    jumped: list[tuple[int, int]] = []  # (start, stop) of the positions skipped after repeats
+    seen_later: set[str] = set()
+    repeated = idx = 0
+    for pos in later:
+        if pos < idx:
+            continue
+        key = keys[pos]
+        if key in seen_later or not _inside(jumped, first[key]):
             repeated += len(key)
-            idx += n
+            jumped.append((pos + 1, pos + n))
+            idx = pos + n
         else:
-            seen.add(key)
-            idx += 1
+            seen_later.add(key)
+            idx = pos + 1
     return repeated
+
+
+def _inside(ranges: list[tuple[int, int]], pos: int) -> bool:
+    """Whether ``pos`` is in one of the sorted, disjoint [start, stop) ranges."""
+    i = bisect_right(ranges, (pos, float("inf"))) - 1
+    return i >= 0 and ranges[i][0] <= pos < ranges[i][1]
 
 
 # --- Gopher repetition -------------------------------------------------------------------------
