@@ -9,6 +9,7 @@ import sys
 BENCHMARKS = {
     "pipeline": "benchmarks.pipeline",
     "filters": "benchmarks.bench_filters",
+    "minhash": "benchmarks.bench_minhash",
     "embeddings": "benchmarks.bench_embeddings",
     "rewrite": "benchmarks.bench_rewrite",
 }

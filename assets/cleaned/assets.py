@@ -152,10 +152,15 @@ class DedupConfig(dg.Config):
     rows: int = 8
     threshold: float = Field(0.8, description="Exact Jaccard a candidate pair must reach.")
     seed: int = 1
+    confirm: str = Field(
+        "exact", description="'exact' Jaccard check of LSH pairs, or 'none' (datatrove parity)."
+    )
     keep: str = Field("earliest", description=f"Which copy survives: one of {KEEP_POLICIES}.")
 
     def policy(self) -> DedupPolicy:
-        minhash = MinHashConfig(self.ngram, self.bands, self.rows, self.threshold, self.seed)
+        minhash = MinHashConfig(
+            self.ngram, self.bands, self.rows, self.threshold, self.seed, self.confirm
+        )
         return DedupPolicy(minhash, self.near_duplicates, self.keep)
 
 

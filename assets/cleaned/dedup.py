@@ -65,7 +65,7 @@ class DedupPolicy:
 
     def key(self) -> str:
         m = self.minhash
-        return f"w{m.ngram}-b{m.bands}x{m.rows}-s{m.seed}-t{m.threshold}"
+        return f"w{m.ngram}-b{m.bands}x{m.rows}-s{m.seed}-t{m.threshold}-{m.confirm}"
 
 
 @dataclass
@@ -167,10 +167,12 @@ def _sign(
 def _near_pairs(
     lake: Lake, hasher: MinHasher, policy: DedupPolicy, old: pl.DataFrame, new: pl.DataFrame
 ) -> list[tuple[str, str, float]]:
-    """New documents against every indexed document (old and new), confirmed exactly."""
+    """New documents against every indexed document (old and new), confirmed as configured."""
     index = BandIndex(hasher)
     for doc_id, sig in _signatures(old):
         index.add(doc_id, sig)
+    if policy.minhash.confirm == "none":
+        return candidate_pairs(_signatures(new), index, 0.0)
     margin = policy.minhash.threshold - PREFILTER_MARGIN
     candidates = candidate_pairs(_signatures(new), index, margin)
     ids = {d for a, b, _ in candidates for d in (a, b)}

@@ -28,6 +28,9 @@ class MinHashConfig:
     rows: int = 8
     threshold: float = 0.8
     seed: int = 1
+    # "exact": a band collision must reach `threshold` in exact Jaccard (NeMo Curator's
+    # false-positive check); "none": every band collision is a duplicate, as datatrove/FineWeb do.
+    confirm: str = "exact"
 
     @property
     def num_hashes(self) -> int:
