@@ -27,8 +27,8 @@ from assets.cleaned.minhash import (
 from benchmarks.bench_filters import load_texts
 
 
-def planted_documents(seed: int = 7) -> list[tuple[str, str]]:
-    texts = list(dict.fromkeys(t for t, _ in load_texts() if len(t.split()) >= 20))
+def planted_documents(seed: int = 7, min_words: int = 20) -> list[tuple[str, str]]:
+    texts = list(dict.fromkeys(t for t, _ in load_texts() if len(t.split()) >= min_words))
     rng = random.Random(seed)
     vocabulary = [w for t in texts[:30] for w in t.split()]
     docs = []

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import random
 
 import pytest
 
@@ -15,30 +14,13 @@ from assets.cleaned.minhash import (
     shingles,
     verify_pairs,
 )
-from assets.raw.extract import ExtractedText, iter_documents
-from tests.conftest import SAMPLE_CRAWL, SECOND_CRAWL
+from benchmarks.bench_minhash import planted_documents
 
 
 @pytest.fixture(scope="module")
 def planted() -> list[tuple[str, str]]:
-    """Real pages plus one edited copy each, with 0-8% of words replaced."""
-    texts: list[str] = []
-    for path in sorted(SAMPLE_CRAWL.glob("*.warc.gz")) + sorted(SECOND_CRAWL.glob("*.warc.gz")):
-        for item in iter_documents(str(path)):
-            extracted = item[1] if isinstance(item, tuple) else None
-            if isinstance(extracted, ExtractedText) and len(extracted.text.split()) >= 100:
-                texts.append(extracted.text)
-    texts = list(dict.fromkeys(texts))
-    rng = random.Random(7)
-    vocabulary = [w for t in texts[:30] for w in t.split()]
-    docs = []
-    for i, text in enumerate(texts):
-        rate = rng.uniform(0.0, 0.08)
-        edited = " ".join(
-            rng.choice(vocabulary) if rng.random() < rate else w for w in text.split()
-        )
-        docs += [(f"orig-{i}", text), (f"copy-{i}", edited)]
-    return docs
+    """Real pages of both crawls plus one edited copy each, with 0-8% of words replaced."""
+    return planted_documents(min_words=100)
 
 
 def _find_pairs(docs: list[tuple[str, str]], config: MinHashConfig) -> set[frozenset[str]]:
