@@ -295,25 +295,20 @@ def gopher_repetition(text: str, words: list[str], cfg: GopherRepetitionConfig) 
         return _drop("gopher_repetition:empty", 0.0, None, text, signals)
     n_chars = len(text)
 
-    paragraphs = _PARAGRAPHS.split(text.strip())
-    dup_paras, dup_para_chars = find_duplicates(paragraphs)
-    for name, value, limit in (
-        ("dup_para_frac", dup_paras / len(paragraphs), cfg.dup_para_frac),
-        ("dup_para_char_frac", dup_para_chars / n_chars, cfg.dup_para_char_frac),
-    ):
-        signals[f"gopher_repetition.{name}"] = value
-        if limit and value > limit:
-            return _drop(f"gopher_repetition:{name}", value, limit, text, signals)
-
-    lines = _LINES.split(text)
-    dup_lines, dup_line_chars = find_duplicates(lines)
-    for name, value, limit in (
-        ("dup_line_frac", dup_lines / len(lines), cfg.dup_line_frac),
-        ("dup_line_char_frac", dup_line_chars / n_chars, cfg.dup_line_char_frac),
-    ):
-        signals[f"gopher_repetition.{name}"] = value
-        if limit and value > limit:
-            return _drop(f"gopher_repetition:{name}", value, limit, text, signals)
+    # The same two checks on paragraphs, then on lines (datatrove's order).
+    units = (
+        ("para", _PARAGRAPHS.split(text.strip()), cfg.dup_para_frac, cfg.dup_para_char_frac),
+        ("line", _LINES.split(text), cfg.dup_line_frac, cfg.dup_line_char_frac),
+    )
+    for unit, parts, frac_limit, char_limit in units:
+        duplicates, duplicate_chars = find_duplicates(parts)
+        for name, value, limit in (
+            (f"dup_{unit}_frac", duplicates / len(parts), frac_limit),
+            (f"dup_{unit}_char_frac", duplicate_chars / n_chars, char_limit),
+        ):
+            signals[f"gopher_repetition.{name}"] = value
+            if limit and value > limit:
+                return _drop(f"gopher_repetition:{name}", value, limit, text, signals)
 
     for n, limit in cfg.top_n_grams:
         chars = top_ngram_chars(words, n)
