@@ -7,6 +7,7 @@ checkpointing around the model, which real-vLLM tests cover separately.
 from __future__ import annotations
 
 import dagster as dg
+import polars as pl
 import pytest
 
 from assets.cleaned.assets import cleaned_documents, duplicate_clusters
@@ -44,10 +45,16 @@ class ScriptedRewriter(VLLMRewriter):
         ]
 
 
-def _run(lake: Lake, instance, rewriter: ScriptedRewriter, expect_success: bool, budget: int):
-    config = {
-        "ops": {"rephrased_documents": {"config": {"max_new_documents": budget, "batch_size": 2}}}
-    }
+def _run(
+    lake: Lake,
+    instance,
+    rewriter: ScriptedRewriter,
+    expect_success: bool,
+    budget: int,
+    styles: tuple[str, ...] = ("wrap_wikipedia",),
+):
+    settings = {"max_new_documents": budget, "batch_size": 2, "styles": list(styles)}
+    config = {"ops": {"rephrased_documents": {"config": settings}}}
     result = dg.materialize(
         [rephrased_documents],
         instance=instance,
@@ -58,8 +65,7 @@ def _run(lake: Lake, instance, rewriter: ScriptedRewriter, expect_success: bool,
     assert result.success is expect_success
 
 
-@pytest.mark.slow
-def test_killed_run_loses_only_the_batch_in_flight(foundry_home) -> None:
+def _ingest_one_shard(foundry_home) -> tuple[Lake, dg.DagsterInstance]:
     lake = Lake(home=str(foundry_home))
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("crawl_shards", [SHARD])
@@ -71,7 +77,12 @@ def test_killed_run_loses_only_the_batch_in_flight(foundry_home) -> None:
     dg.materialize([raw_documents, cleaned_documents], instance=instance, partition_key=SHARD,
                    resources=resources)  # fmt: skip
     dg.materialize([duplicate_clusters], instance=instance, resources={"lake": lake})
+    return lake, instance
 
+
+@pytest.mark.slow
+def test_killed_run_loses_only_the_batch_in_flight(foundry_home) -> None:
+    lake, instance = _ingest_one_shard(foundry_home)
     REQUESTS.clear()
     _run(lake, instance, ScriptedRewriter(fail_on=2), expect_success=False, budget=6)
     assert not lake.has("rephrased_documents"), "nothing is published by a failed run"
@@ -88,3 +99,21 @@ def test_killed_run_loses_only_the_batch_in_flight(foundry_home) -> None:
     resent = {chunk for call in REQUESTS for chunk in call}
     assert finished_chunks.isdisjoint(resent), "finished rewrites were requested again"
     assert published["source_doc_id"].n_unique() == 6
+
+
+@pytest.mark.slow
+def test_one_run_rewrites_in_several_styles_and_a_rerun_adds_nothing(foundry_home) -> None:
+    lake, instance = _ingest_one_shard(foundry_home)
+    styles = ("wrap_qa", "nemotron_distill", "rewire_guided")
+    _run(lake, instance, ScriptedRewriter(), expect_success=True, budget=2, styles=styles)
+    published = lake.scan("rephrased_documents").collect()
+    assert published.group_by("style_id").len().sort("style_id").rows() == [
+        (style, 2) for style in sorted(styles)
+    ]
+    assert published["doc_id"].n_unique() == 6, "one rewrite id per (source, style)"
+    REQUESTS.clear()
+    _run(lake, instance, ScriptedRewriter(), expect_success=True, budget=2, styles=styles[:1])
+    assert REQUESTS, "a fresh budget of wrap_qa rewrites is requested"
+    again = lake.scan("rephrased_documents").collect()
+    assert again.filter(pl.col("style_id") == "wrap_qa").height == 4
+    assert set(published["doc_id"]) <= set(again["doc_id"]), "earlier styles stay published"

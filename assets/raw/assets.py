@@ -33,7 +33,7 @@ def raw_documents(
     """Records of one crawl shard with their main text, URL, fetch time, file and byte offset."""
     shard = context.partition_key
     with lake.publish(
-        "raw_documents", shard, run_id=context.run_id, code_version=CODE_VERSION
+        "raw_documents", shard, run_id=context.run.run_id, code_version=CODE_VERSION
     ) as out:
         counts = ingest_shard(
             crawl.path_for(shard),

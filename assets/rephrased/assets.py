@@ -33,7 +33,10 @@ GPU_TAG = {"foundry/gpu": "1"}
 
 
 class RephrasedConfig(dg.Config):
-    style: str = Field("wrap_wikipedia", description="A style id from assets/rephrased/styles.toml")
+    styles: list[str] = Field(
+        ["wrap_wikipedia"],
+        description="Style ids from assets/rephrased/styles.toml; each gets its own budget.",
+    )
     selection: str = Field("sample", description=f"Which documents: one of {POLICIES}.")
     near_miss_margin: float = Field(0.2, description="near_miss: relative distance to threshold.")
     score_band_low: float = Field(0.0, description="score_band: lowest percentile (0-1).")
@@ -63,31 +66,34 @@ def rephrased_documents(
     language_identifier: LanguageIdentifier,
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     """Synthetic rewrites of selected documents, each naming source, style, model and sampling."""
-    style = get_style(config.style)
-    key = RewriteKey(style.style_id, style.version, style.prompt_hash, rewriter.model_id())
+    styles = [get_style(style_id) for style_id in config.styles]
     started = time.perf_counter()
     organic = organic_documents(lake)
     done = _finished_work(lake)
     finished = set(done.kept["doc_id"]) | set(done.dropped["doc_id"])
-    todo = _select(lake, organic, config, key, finished, rewriter.count_tokens)
     rules: Counter[str] = Counter()
-    for batch in batched(todo.iter_rows(named=True), config.batch_size):
-        context.log.info(f"rewriting {len(batch)} documents in style {style.style_id}")
-        items = list(
-            rewrite_batch(
-                batch,
-                style,
-                rewriter,
-                language_identifier.identify,
-                QualityPolicy(),
-                ChunkLimits(config.max_source_tokens, config.chunk_tokens),
+    new_per_style: dict[str, int] = {}
+    for style in styles:
+        key = RewriteKey(style.style_id, style.version, style.prompt_hash, rewriter.model_id())
+        todo = _select(lake, organic, config, key, finished, rewriter.count_tokens)
+        new_per_style[style.style_id] = todo.height
+        for batch in batched(todo.iter_rows(named=True), config.batch_size):
+            context.log.info(f"rewriting {len(batch)} documents in style {style.style_id}")
+            items = list(
+                rewrite_batch(
+                    batch,
+                    style,
+                    rewriter,
+                    language_identifier.identify,
+                    QualityPolicy(),
+                    ChunkLimits(config.max_source_tokens, config.chunk_tokens),
+                )
             )
-        )
-        checkpoint_batch(lake, items)
-        rules.update(i.rule for i in items if isinstance(i, Drop))
+            checkpoint_batch(lake, items)
+            rules.update(i.rule for i in items if isinstance(i, Drop))
     final = _finished_work(lake)
     with lake.publish(
-        "rephrased_documents", run_id=context.run_id, code_version=CODE_VERSION
+        "rephrased_documents", run_id=context.run.run_id, code_version=CODE_VERSION
     ) as out:
         kept = out.table("documents", REPHRASED_SCHEMA)
         dropped = out.table("dropped", DROPPED_SCHEMA)
@@ -95,18 +101,19 @@ def rephrased_documents(
         dropped.write(final.dropped)
     yield dg.MaterializeResult(
         metadata={
-            "new_rewrites": todo.height,
+            "new_rewrites": sum(new_per_style.values()),
+            "new_rewrites_per_style": dg.MetadataValue.json(new_per_style),
             "accepted_total": kept.rows,
             "rejected_total": dropped.rows,
             "rejected_this_run": dg.MetadataValue.json(dict(rules)),
-            "model": key.model,
-            "style": f"{style.style_id} v{style.version}",
+            "model": rewriter.model_id(),
+            "styles": [f"{style.style_id} v{style.version}" for style in styles],
             "compute_s": round(time.perf_counter() - started, 3),
         }
     )
     files = lake.files("rephrased_documents")
     yield contract_check("rephrased_documents", [f.path for f in files], CONTRACT)
-    rows_in = done.kept.height + done.dropped.height + todo.height
+    rows_in = done.kept.height + done.dropped.height + sum(new_per_style.values())
     yield balance_check("rephrased_documents", rows_in, kept.rows, dropped.rows)
 
 
