@@ -57,7 +57,7 @@ def balance_check(asset: str, rows_in: int, kept: int, dropped: int) -> AssetChe
 
 
 def contract_check(asset: str, paths: Sequence[str], contract: Contract) -> AssetCheckResult:
-    failures = validate(pl.scan_parquet(list(paths)), contract)
+    failures = validate(pl.scan_parquet(list(paths), glob=False), contract)
     return AssetCheckResult(
         check_name="contract",
         asset_key=asset,

@@ -59,10 +59,14 @@ class Catalog:
 
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        """Open the catalog briefly, backing off with jitter while another process holds it."""
-        if read_only and not self.path.exists():
-            read_only = False  # the first reader creates an empty catalog
+        """Open the catalog briefly, backing off with jitter while another process holds it.
+
+        A read-only connection is read-only even on a fresh home: the first reader creates the
+        empty catalog in a short write transaction, then reopens it read-only."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if read_only and not self.path.exists():
+            with self.connect():
+                pass
         con = self._open_with_retry(read_only)
         try:
             if not read_only:
@@ -131,6 +135,11 @@ class Catalog:
             rows = con.execute(sql + " ORDER BY partition", params).fetchall()
         return [TableVersion(*row) for row in rows]
 
+    def paths(self) -> list[str]:
+        """Every file any version ever registered, current or not."""
+        with self.connect(read_only=True) as con:
+            return [row[0] for row in con.execute("SELECT DISTINCT path FROM versions").fetchall()]
+
     def history(self, asset: str) -> list[dict]:
         with self.connect(read_only=True) as con:
             cur = con.execute(
@@ -150,18 +159,35 @@ def view_name(asset: str, table_name: str) -> str:
 
 
 def _refresh_views(con: duckdb.DuckDBPyConnection, assets: set[str]) -> None:
+    """One view per current table. DDL takes no parameters, so names and paths are quoted.
+
+    Files on object storage get no view: DuckDB reads them only through its httpfs extension,
+    which is downloaded at run time; their paths stay queryable in `versions`."""
     rows = con.execute(
         "SELECT asset, table_name, list(path ORDER BY partition) FROM versions "
         "WHERE is_current AND list_contains(?, asset) GROUP BY asset, table_name",
         [sorted(assets)],
     ).fetchall()
     for asset, table_name, paths in rows:
-        files = ", ".join(_sql_string(p) for p in paths)
+        view = sql_identifier(view_name(asset, table_name))
+        if any("://" in p for p in paths):
+            con.execute(f"DROP VIEW IF EXISTS {view}")
+            continue
+        files = ", ".join(sql_string(p) for p in paths)
         con.execute(
-            f'CREATE OR REPLACE VIEW "{view_name(asset, table_name)}" AS '
+            f"CREATE OR REPLACE VIEW {view} AS "
             f"SELECT * FROM read_parquet([{files}], union_by_name = true)"
         )
 
 
-def _sql_string(value: str) -> str:
+def sql_string(value: str) -> str:
+    """A SQL string literal for places that take no parameters (DDL)."""
     return "'" + value.replace("'", "''") + "'"
+
+
+def sql_identifier(name: str) -> str:
+    """A quoted SQL identifier: embedded double quotes are doubled, so a name cannot end it."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+_sql_string = sql_string

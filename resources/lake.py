@@ -1,29 +1,50 @@
 """The Parquet lake: immutable, versioned files published atomically, catalogued in DuckDB.
 
-A materialization writes every table of a new version into a private staging folder, renames the
-folder into place and then registers it in the catalog in one transaction. Readers only ever see
-what the catalog lists, so a step killed mid-write leaves nothing visible, and earlier versions
-stay on disk for audits.
+A materialization writes every table of a new version into a private staging folder, moves it to
+`<lake>/<asset>/<partition>/<version>/` and then registers it in the catalog in one transaction.
+Readers only ever see what the catalog lists, so the catalog commit is the publish: a step killed
+mid-write (or between the move and the commit) leaves nothing visible, and earlier versions stay
+on disk for audits.
+
+The lake lives in a local folder (`<FOUNDRY_HOME>/lake`, moved by a rename) or on object storage
+through fsspec (`FOUNDRY_LAKE_URL=s3://bucket/prefix`). Object stores have no atomic rename, so a
+remote version is uploaded object by object under its final prefix and only the catalog commit
+makes it visible. The DuckDB catalog always stays in the local `home` folder.
 """
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
+import socket
+import tempfile
+import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import fsspec
 import polars as pl
 import pyarrow as pa
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from dagster import ConfigurableResource
+from fsspec.implementations.local import LocalFileSystem
 from pydantic import Field, PrivateAttr
 
 from resources.catalog import UNPARTITIONED, Catalog, TableVersion
 from resources.settings import foundry_home
+
+LAKE_URL_ENV = "FOUNDRY_LAKE_URL"
+STAGING = "_staging"
+CHECKPOINTS = "_checkpoints"
+COMPLETE_MARKER = "_COMPLETE"  # written last into a remote checkpoint: the upload finished
+STALE_STAGING_S = 24 * 3600  # staging folders of unknown owners are removed after a day
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 
 
 class MissingUpstreamError(RuntimeError):
@@ -68,7 +89,10 @@ class TableSink:
 
 
 class VersionWriter:
-    """The tables of one new version, written in staging until the version is published."""
+    """The tables of one new version, written in staging until the version is published.
+
+    `staging` is always a local folder, also for a remote lake: stages may put extra files
+    (plots, manifests, shards) there and they are published with the tables."""
 
     def __init__(self, staging: Path) -> None:
         self.staging = staging
@@ -77,7 +101,7 @@ class VersionWriter:
     def table(self, name: str, schema: pa.Schema) -> TableSink:
         if name in self.sinks:
             return self.sinks[name]
-        sink = TableSink(self.staging / f"{name}.parquet", schema)
+        sink = TableSink(self.staging / f"{check_name(name, 'table')}.parquet", schema)
         self.sinks[name] = sink
         return sink
 
@@ -94,20 +118,60 @@ class Lake(ConfigurableResource):
     """Where every stage reads and writes its data. `home` is FOUNDRY_HOME by default."""
 
     home: str = Field(default_factory=lambda: str(foundry_home()))
+    url: str = Field(
+        default_factory=lambda: os.environ.get(LAKE_URL_ENV, ""),
+        description="fsspec URL of the lake, e.g. s3://bucket/prefix (FOUNDRY_LAKE_URL); "
+        "'' = <home>/lake. The catalog stays in <home>.",
+    )
+    storage_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="fsspec options for `url` (s3fs: endpoint_url, key, secret, ...); by "
+        "default the standard environment (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...).",
+    )
     lock_timeout_s: float = Field(
         default=120.0, description="How long to wait for another process's catalog transaction."
     )
     _catalog: Catalog | None = PrivateAttr(default=None)
+    _fs: Any = PrivateAttr(default=None)
+
+    # ---------------------------------------------------------------------------- location
+
+    @property
+    def remote(self) -> bool:
+        """True when the lake is on a non-local filesystem (object storage)."""
+        return not isinstance(self.filesystem, LocalFileSystem)
+
+    @property
+    def filesystem(self) -> fsspec.AbstractFileSystem:
+        if self._fs is None:
+            self._fs = (
+                fsspec.core.url_to_fs(self.url, **self.storage_options)[0]
+                if self.url
+                else LocalFileSystem()
+            )
+        return self._fs
 
     @property
     def root(self) -> Path:
-        return Path(self.home) / "lake"
+        """The local lake folder; remote lakes have `location` instead."""
+        if self.url and self.remote:
+            raise ValueError(f"the lake is remote ({self.url}): use Lake.location")
+        if self.url:
+            return Path(os.path.abspath(fsspec.core.url_to_fs(self.url)[1]))
+        return Path(os.path.abspath(self.home)) / "lake"
+
+    @property
+    def location(self) -> str:
+        """Root of the lake as a path (local) or a protocol-qualified URL (remote)."""
+        return self._base() if not self.remote else self.filesystem.unstrip_protocol(self._base())
 
     @property
     def catalog(self) -> Catalog:
         if self._catalog is None:
             self._catalog = Catalog(Path(self.home) / "catalog.duckdb", self.lock_timeout_s)
         return self._catalog
+
+    # ---------------------------------------------------------------------------- writing
 
     @contextmanager
     def publish(
@@ -120,20 +184,19 @@ class Lake(ConfigurableResource):
         metadata: dict | None = None,
     ) -> Iterator[VersionWriter]:
         """Write a new version; it becomes current only if the block finishes without error."""
+        check_name(asset, "asset")
         partition = partition or UNPARTITIONED
-        staging = self.root / "_staging" / uuid.uuid4().hex
-        staging.mkdir(parents=True)
+        part_dir = safe_key(partition)
+        staging = self._new_staging()
         writer = VersionWriter(staging)
         try:
             yield writer
             for sink in writer.sinks.values():
                 sink.close()
-            version = f"{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}-{(run_id or 'adhoc')[:8]}"
-            final = self.root / asset / _safe(partition) / version
-            final.parent.mkdir(parents=True, exist_ok=True)
-            staging.rename(final)
+            version = f"{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}-{safe_key((run_id or 'adhoc')[:8])}"
+            final = self._move_into_place(staging, f"{asset}/{part_dir}/{version}")
             tables = [
-                TableVersion(asset, partition, version, name, str(final / f"{name}.parquet"), rows)
+                TableVersion(asset, partition, version, name, f"{final}/{name}.parquet", rows)
                 for name, rows in writer.row_counts().items()
             ]
             self.catalog.register(tables, run_id, code_version, metadata)
@@ -144,26 +207,88 @@ class Lake(ConfigurableResource):
     def write_checkpoint(self, asset: str, key: str, tables: dict[str, pa.Table]) -> None:
         """Persist one finished batch of a long step, so a crash loses only the batch in flight.
 
-        The batch folder appears by rename, whole or not at all; the next materialization of
-        the asset reads every checkpoint back and folds it into its version.
+        The batch folder appears whole or not at all (a rename locally; remotely its objects
+        count only once the completion marker, uploaded last, is there); the next
+        materialization of the asset reads every checkpoint back and folds it into its version.
         """
-        final = self.root / asset / "_checkpoints" / _safe(key)
-        if final.exists():
+        relative = f"{check_name(asset, 'asset')}/{CHECKPOINTS}/{safe_key(key)}"
+        if self._checkpoint_complete(self._path(relative)):
             return
-        staging = self.root / "_staging" / uuid.uuid4().hex
-        staging.mkdir(parents=True)
+        staging = self._new_staging()
         try:
             for name, table in tables.items():
-                pq.write_table(table, staging / f"{name}.parquet", compression="zstd")
-            final.parent.mkdir(parents=True, exist_ok=True)
-            staging.rename(final)
+                path = staging / f"{check_name(name, 'table')}.parquet"
+                pq.write_table(table, path, compression="zstd")
+            (staging / COMPLETE_MARKER).write_bytes(b"")
+            self._move_into_place(staging, relative)
         finally:
             if staging.exists():
                 shutil.rmtree(staging, ignore_errors=True)
 
     def read_checkpoints(self, asset: str, table: str) -> pl.DataFrame | None:
-        paths = sorted((self.root / asset / "_checkpoints").glob(f"*/{table}.parquet"))
-        return pl.read_parquet(paths) if paths else None
+        base = self._path(f"{check_name(asset, 'asset')}/{CHECKPOINTS}")
+        name = f"{check_name(table, 'table')}.parquet"
+        if not self.remote:  # the folder name itself is not a pattern ("[" in a home path)
+            paths = sorted(str(p) for p in Path(base).glob(f"*/{name}"))
+            return pl.read_parquet(paths, glob=False) if paths else None
+        found = self.filesystem.glob(f"{base}/*/{name}")
+        paths = sorted(p for p in found if self._checkpoint_complete(_parent(p)))
+        if not paths:
+            return None
+        return pl.concat([pl.from_arrow(self._read_table(p)) for p in paths], how="diagonal")
+
+    def _checkpoint_complete(self, folder: str) -> bool:
+        fs = self.filesystem
+        if not self.remote:  # a local checkpoint folder only ever appears by rename
+            return fs.isdir(folder)
+        return fs.exists(f"{folder}/{COMPLETE_MARKER}")
+
+    def _new_staging(self) -> Path:
+        """A private local folder named after its owner (host, pid), so a later publish can tell
+        the leftovers of a killed process from the staging of one still running."""
+        owner = f"{uuid.uuid4().hex}-{os.getpid()}-{_host()}"
+        if self.remote:
+            return Path(tempfile.mkdtemp(prefix=f"foundry-{owner}-"))
+        base = self.root / STAGING
+        base.mkdir(parents=True, exist_ok=True)
+        sweep_staging(base)
+        staging = base / owner
+        staging.mkdir()
+        return staging
+
+    def _move_into_place(self, staging: Path, relative: str) -> str:
+        """Local: one rename. Remote: upload every file under the final prefix; the prefix is
+        invisible to readers until the catalog (or a checkpoint's marker) says otherwise."""
+        final = self._path(relative)
+        if not self.remote:
+            Path(final).parent.mkdir(parents=True, exist_ok=True)
+            staging.rename(final)
+            return final
+        files = sorted(p for p in staging.rglob("*") if p.is_file())
+        files.sort(key=lambda p: p.name == COMPLETE_MARKER)  # the marker goes last
+        for path in files:
+            self.filesystem.put_file(str(path), f"{final}/{path.relative_to(staging).as_posix()}")
+        return self.filesystem.unstrip_protocol(final)
+
+    def _path(self, relative: str) -> str:
+        """Filesystem path of a lake-relative location, checked to stay inside the lake."""
+        parts = relative.split("/")
+        if any(part in {"", ".", ".."} for part in parts):
+            raise ValueError(f"lake path {relative!r} would leave the lake root")
+        base = self._base()
+        if not self.remote:
+            root = Path(base).resolve()
+            if not (root / relative).resolve().is_relative_to(root):
+                raise ValueError(f"lake path {relative!r} resolves outside {root}")
+        return f"{base}/{relative}"
+
+    def _base(self) -> str:
+        """The lake root as this filesystem names it (no protocol)."""
+        if not self.remote:
+            return str(self.root)
+        return fsspec.core.url_to_fs(self.url, **self.storage_options)[1].rstrip("/")
+
+    # ---------------------------------------------------------------------------- reading
 
     def files(
         self, asset: str, table: str = "documents", partitions: Sequence[str] | None = None
@@ -185,7 +310,15 @@ class Lake(ConfigurableResource):
     ) -> pl.LazyFrame:
         """A lazy scan over the current version of every partition of one table."""
         paths = [f.path for f in self.files(asset, table, partitions)]
-        return pl.scan_parquet(paths, missing_columns="insert", extra_columns="ignore")
+        if not _any_remote(paths):
+            return pl.scan_parquet(
+                paths, missing_columns="insert", extra_columns="ignore", glob=False
+            )
+        # Through the lake's own fsspec filesystem: same credentials and endpoint as the writes,
+        # and the columns of the first file, as polars' missing/extra column rules give locally.
+        fs = self.filesystem
+        dataset = ds.dataset([fs._strip_protocol(p) for p in paths], filesystem=fs)
+        return pl.scan_pyarrow_dataset(dataset)
 
     def iter_rows(
         self,
@@ -196,11 +329,13 @@ class Lake(ConfigurableResource):
         batch_rows: int = 1024,
     ) -> Iterator[dict[str, Any]]:
         """Stream rows batch by batch, for per-document Python work that polars cannot express."""
+        cols = list(columns) if columns else None
         for tv in self.files(asset, table, partitions):
-            parquet = pq.ParquetFile(tv.path)
-            cols = list(columns) if columns else None
-            for batch in parquet.iter_batches(batch_size=batch_rows, columns=cols):
-                yield from batch.to_pylist()
+            remote = "://" in tv.path
+            with self.filesystem.open(tv.path, "rb") if remote else nullcontext(tv.path) as source:
+                parquet = pq.ParquetFile(source)
+                for batch in parquet.iter_batches(batch_size=batch_rows, columns=cols):
+                    yield from batch.to_pylist()
 
     def versions_of(self, assets: Iterable[str]) -> dict[str, list[str]]:
         """Current version ids per upstream asset, so outputs name exactly what they read."""
@@ -208,6 +343,95 @@ class Lake(ConfigurableResource):
         for asset in assets:
             out[asset] = sorted({f.version for f in self.catalog.current(asset, "documents")})
         return out
+
+    def orphan_versions(self) -> list[str]:
+        """Version folders on storage that the catalog never registered: left by a step killed
+        between the move into place and the catalog commit. Invisible to readers; listed here
+        for audits and clean-up."""
+        fs = self.filesystem
+        base = self._base()
+        known = {_parent(fs._strip_protocol(p)) for p in self.catalog.paths()}
+        found = []
+        for asset in fs.ls(base, detail=False) if fs.exists(base) else []:
+            if _basename(asset).startswith("_") or not fs.isdir(asset):
+                continue
+            for partition in fs.ls(asset, detail=False):
+                if _basename(partition).startswith("_") or not fs.isdir(partition):
+                    continue
+                found += [v for v in fs.ls(partition, detail=False) if v not in known]
+        return sorted(fs.unstrip_protocol(v) if self.remote else v for v in found)
+
+    def _read_table(self, path: str) -> pa.Table:
+        with self.filesystem.open(path, "rb") as source:
+            return pq.read_table(source)
+
+
+def check_name(name: str, kind: str) -> str:
+    """Asset and table names become folder, file and SQL view names: identifiers only."""
+    if not _NAME.match(name):
+        raise ValueError(f"unusable {kind} name {name!r}: letters, digits and '_' only")
+    return name
+
+
+def safe_key(key: str) -> str:
+    """Partition keys come from file names; keep them from escaping the lake folder."""
+    cleaned = "".join(c if c.isalnum() or c in "-_.=" else "_" for c in key)
+    if cleaned in {"", ".", ".."}:
+        raise ValueError(f"unusable partition key {key!r}")
+    return cleaned
+
+
+_safe = safe_key  # the earlier private name
+
+
+def sweep_staging(base: Path, now: float | None = None) -> list[Path]:
+    """Remove staging folders whose owning process is gone (killed mid-write).
+
+    A folder is removed when its owner ran on this host and no longer exists, or when its owner
+    is unknown and it is older than a day; other hosts' folders are theirs to clean."""
+    removed = []
+    now = time.time() if now is None else now
+    for folder in base.iterdir() if base.is_dir() else []:
+        parts = folder.name.split("-", 2)
+        try:
+            if len(parts) == 3 and parts[1].isdigit():
+                stale = parts[2] == _host() and not _alive(int(parts[1]))
+            else:
+                stale = now - folder.stat().st_mtime > STALE_STAGING_S
+        except FileNotFoundError:  # another publisher swept it first
+            continue
+        if stale:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _host() -> str:
+    return "".join(c if c.isalnum() else "_" for c in socket.gethostname()) or "host"
+
+
+def _any_remote(paths: Sequence[str]) -> bool:
+    return any("://" in p for p in paths)
+
+
+def _parent(path: str) -> str:
+    return path.rstrip("/").rsplit("/", 1)[0]
+
+
+def _basename(path: str) -> str:
+    return path.rstrip("/").rsplit("/", 1)[-1]
 
 
 def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
@@ -219,11 +443,3 @@ def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
         for f in schema
     ]
     return pa.Table.from_arrays(arrays, schema=schema)
-
-
-def _safe(partition: str) -> str:
-    """Partition keys come from file names; keep them from escaping the lake folder."""
-    cleaned = "".join(c if c.isalnum() or c in "-_.=" else "_" for c in partition)
-    if cleaned in {"", ".", ".."}:
-        raise ValueError(f"unusable partition key {partition!r}")
-    return cleaned

@@ -9,8 +9,10 @@ Contract, shared by all formats:
   the file ("corrupt_archive" / "malformed_record") and the file ends there; a bad JSON line is
   quarantined and reading goes on. I/O failures (missing file, network errors) do raise, so the
   orchestrator can retry instead of recording a transient fault as bad data.
-* A zero-byte file yields one `Quarantined("empty")`: a raw shard is never legitimately empty, so
-  it almost always means a failed download and should show up in the quarantine counts.
+* A zero-byte file, or one with no document records at all (a gzip of nothing, blank lines, a
+  WARC of warcinfo records only), yields one `Quarantined("empty")`: a raw shard is never
+  legitimately empty, so it almost always means a failed download and should show up in the
+  quarantine counts.
 * Payloads are read with a cap, so one huge record costs at most `max_payload_bytes` of memory.
 """
 
@@ -72,7 +74,12 @@ def read_shard(
         yield Quarantined(path_or_url, 0, None, EMPTY, "file is empty (0 bytes)")
         return
     with opened as fh:
-        yield from reader(fh, path_or_url, max_payload_bytes)
+        produced = False
+        for item in reader(fh, path_or_url, max_payload_bytes):
+            produced = True
+            yield item
+    if not produced:  # e.g. a gzip of nothing, blank lines, a WARC of warcinfo records only
+        yield Quarantined(path_or_url, 0, None, EMPTY, "no document records in the file")
 
 
 def shard_format(path_or_url: str) -> str | None:
@@ -128,6 +135,11 @@ class _MissingLengthError(ValueError):
     """Without Content-Length the next record cannot be found, so the rest of the file is lost."""
 
 
+class _NotWarcError(ValueError):
+    """warcio falls back to ARC parsing for any header it cannot read as WARC: for a `.warc`
+    file that is a wrong file (JSON lines, HTML, ...), not a record to keep reading past."""
+
+
 @dataclass(frozen=True, slots=True)
 class _Payload:
     body: bytes | str
@@ -149,6 +161,8 @@ def _read_warc(fh: IO[bytes], source: str, max_bytes: int) -> Iterator[RecordIte
     while True:
         try:
             record = next(records)
+            if record.format != "warc":
+                raise _NotWarcError(f"not a WARC record (readable only as {record.format})")
             if record.length is None:
                 raise _MissingLengthError("WARC header without Content-Length (truncated?)")
             outcome = _inspect(record, max_bytes)
@@ -339,6 +353,8 @@ def _skip_rest_of_line(stream: io.BufferedIOBase, limit: int) -> None:
 def _json_line_record(line: bytes, source: str, index: int, max_bytes: int) -> RecordItem:
     try:
         obj = json.loads(line)
+    except UnicodeDecodeError as exc:  # JSON text is UTF-8 (RFC 8259); these bytes are not
+        return Quarantined(source, index, None, UNDECODABLE, short_detail(exc))
     except ValueError as exc:
         return Quarantined(source, index, None, MALFORMED_RECORD, short_detail(exc))
     if not isinstance(obj, dict):
@@ -385,8 +401,9 @@ PARQUET_COLUMNS = ("id", "url", "date", "fetch_time", "content_type", "http_stat
 def _read_parquet(fh: IO[bytes], source: str, max_bytes: int) -> Iterator[RecordItem]:
     """Batches of rows from the needed columns only, so memory follows the batch, not the file."""
     index = 0
+    tracked = _TrackedFile(fh)
     try:
-        parquet = pq.ParquetFile(fh)
+        parquet = pq.ParquetFile(tracked)
         columns = [name for name in PARQUET_COLUMNS if name in parquet.schema_arrow.names]
         if "text" not in columns and "html" not in columns:
             detail = "no 'text' or 'html' column"
@@ -396,10 +413,35 @@ def _read_parquet(fh: IO[bytes], source: str, max_bytes: int) -> Iterator[Record
             for row in batch.to_pylist():
                 yield mapping_record(row, source, index, max_bytes)
                 index += 1
-    except pa.ArrowException as exc:
-        if _is_io_failure(exc):
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        # Arrow reports damaged bytes as plain OSError ("Couldn't deserialize thrift"); only a
+        # failure of the file object itself is an I/O fault to retry.
+        if tracked.failure is not None:
             raise
         yield Quarantined(source, index, None, CORRUPT_ARCHIVE, short_detail(exc))
+
+
+class _TrackedFile:
+    """A file proxy that remembers whether the file itself failed, as opposed to Arrow
+    failing on the bytes it read."""
+
+    def __init__(self, fh: IO[bytes]) -> None:
+        self._fh = fh
+        self.failure: BaseException | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._fh, name)
+        if not callable(attr):
+            return attr
+
+        def tracked(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return attr(*args, **kwargs)
+            except Exception as exc:
+                self.failure = exc
+                raise
+
+        return tracked
 
 
 # ------------------------------------------------------------------------------------ helpers

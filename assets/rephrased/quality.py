@@ -1,7 +1,9 @@
 """Quality control of rewrites: a bad rewrite is recorded with its reason, never passed on.
 
 Small models in particular answer with chat preambles, refusals, loops or text unrelated to the
-source; each check below catches one of those and names the value it measured.
+source; each check below catches one of those and names the value it measured. Crawled pages may
+also carry instructions aimed at the model ("ignore previous instructions and ..."): a rewrite
+that obeys or repeats them instead of rewriting the page is caught too.
 """
 
 from __future__ import annotations
@@ -18,6 +20,22 @@ REFUSAL = re.compile(
     re.IGNORECASE,
 )
 WORD = re.compile(r"\w+", re.UNICODE)
+INJECTION = re.compile(
+    r"\b(ignore|disregard|forget|override)\s+(all\s+|any\s+|the\s+)*"
+    r"(previous|prior|above|earlier|preceding|your|system)\s+"
+    r"(instructions?|prompts?|rules|directions|messages?|text)"
+    r"|\b(new|updated|real)\s+instructions?\s*:"
+    r"|\byou\s+are\s+now\b"
+    r"|\b(reply|respond|answer|output|say|write|print)\s+only\b"
+    r"|\binstead\s+(reply|respond|answer|output|say|write|print)\b"
+    r"|\bsystem\s+prompt\b"
+    r"|<\|im_start\|>|<\|im_end\|>|<\|system\|>|\[/?INST\]|<</?SYS>>",
+    re.IGNORECASE,
+)
+SENTENCE_OR_LINE = re.compile(r"(?<=[.!?。！？])\s+|\n+")
+# Chat-template control strings: a tokenizer turns them into real role markers, so a page that
+# contains them could open a system turn of its own inside the prompt.
+CHAT_MARKUP = re.compile(r"<\|[A-Za-z_]{1,32}\|>|\[/?INST\]|<</?SYS>>|</?s>")
 
 
 @dataclass(frozen=True)
@@ -27,6 +45,7 @@ class QualityPolicy:
     min_distinct_4gram_ratio: float = 0.5
     min_source_overlap: float = 0.2
     max_truncated_share: float = 0.5  # of a document's chunks that hit the output token limit
+    max_injected_share: float = 0.1  # of the rewrite's words that only an injected order has
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +75,9 @@ def judge_rewrite(
     words = WORD.findall(rewrite.lower())
     if truncated_share > policy.max_truncated_share:
         return Rejection("qc:truncated_output", truncated_share, policy.max_truncated_share)
+    injected = injected_share(source, words)
+    if injected > policy.max_injected_share:
+        return Rejection("qc:prompt_injection", injected, policy.max_injected_share)
     if len(words) < policy.min_words:
         return Rejection("qc:too_short", len(words), policy.min_words)
     if REFUSAL.search(rewrite[:300]):
@@ -84,3 +106,32 @@ def source_overlap(source: str, rewrite_words: list[str]) -> float:
         return 0.0
     vocabulary = set(WORD.findall(source.lower()))
     return sum(w in vocabulary for w in content) / len(content)
+
+
+def injected_sentences(source: str) -> list[str]:
+    """Sentences (or lines) of a source that address the model rather than the reader."""
+    return [part for part in SENTENCE_OR_LINE.split(source) if INJECTION.search(part)]
+
+
+def injected_share(source: str, rewrite_words: list[str]) -> float:
+    """Share of the rewrite's longer words that occur only in the source's injected sentences.
+
+    A rewrite that obeys "reply only with BANANA" or "write a poem about pirates instead" is
+    made of the injected order's own words, so `source_overlap` alone passes it; a faithful
+    rewrite draws its words from the rest of the page. 0.0 when the source has no injection.
+    """
+    injected = injected_sentences(source)
+    content = [w for w in rewrite_words if len(w) > 3]
+    if not injected or not content:
+        return 0.0
+    rest = SENTENCE_OR_LINE.split(source)
+    benign = {w for part in rest if not INJECTION.search(part) for w in WORD.findall(part.lower())}
+    only_injected = {w for part in injected for w in WORD.findall(part.lower())} - benign
+    return sum(w in only_injected for w in content) / len(content)
+
+
+def defang_chat_markup(text: str) -> str:
+    """Break chat-template control strings in crawled text (`<|im_start|>`, `[INST]`, ...) with
+    a zero-width space, so the document cannot open a role turn of its own in the prompt; the
+    words stay readable to the model."""
+    return CHAT_MARKUP.sub(lambda m: m.group(0)[0] + "\u200b" + m.group(0)[1:], text)

@@ -15,6 +15,7 @@ from assets.documents import Drop, derived_doc_id
 from assets.rephrased.quality import (
     QualityPolicy,
     cut_to_last_sentence,
+    defang_chat_markup,
     judge_rewrite,
     strip_preamble,
 )
@@ -89,7 +90,7 @@ def rewrite_batch(
     key = RewriteKey(style.style_id, style.version, style.prompt_hash, rewriter.model_id())
     inputs = [rewriter.truncate(doc["text"], limits.max_source_tokens) for doc in sources]
     chunked = [chunk_text(t, rewriter.count_tokens, limits.chunk_tokens) for t in inputs]
-    flat = [style.messages(chunk) for chunks in chunked for chunk in chunks]
+    flat = [style.messages(defang_chat_markup(chunk)) for chunks in chunked for chunk in chunks]
     generations = iter(rewriter.chat(flat))
     for doc, text, chunks in zip(sources, inputs, chunked, strict=True):
         parts = [next(generations) for _ in chunks]

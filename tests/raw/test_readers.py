@@ -584,3 +584,71 @@ def test_extraction_matches_datatrove_trafilatura() -> None:
             assert getattr(ours, "text", None) == ((reference or "").strip() or None), record.url
             compared += 1
     assert compared > 0
+
+
+# ------------------------------------------------------------------------------ damage vs faults
+
+
+def test_damaged_parquet_page_is_quarantined_not_raised(tmp_path: Path) -> None:
+    """Arrow reports a damaged page header as a plain OSError; it is bad data, not an I/O fault."""
+    path = _parquet(tmp_path / "docs.parquet", 30, text=[KNOWN_SENTENCE] * 30)
+    data = bytearray(path.read_bytes())
+    data[4:40] = b"\xff" * 36  # the first data page header
+    path.write_bytes(bytes(data))
+    (item,) = _items(path)
+    assert isinstance(item, Quarantined) and item.reason == "corrupt_archive"
+
+
+class _FailingFile(_RemoteFile):
+    def _fetch_range(self, start: int, end: int) -> bytes:
+        if start > 0:
+            raise ConnectionResetError("connection reset by peer")
+        return super()._fetch_range(start, end)
+
+
+class _FailingFileSystem(_RemoteFileSystem):
+    protocol = "failingtest"
+
+    def _open(self, path: str, mode: str = "rb", **kwargs: object) -> _FailingFile:
+        size = len(self.blobs[path])
+        return _FailingFile(self, path, mode=mode, size=size, block_size=64, cache_type="none")
+
+
+def test_parquet_io_failure_raises_for_a_retry(tmp_path: Path) -> None:
+    local = _parquet(tmp_path / "docs.parquet", 30, text=[KNOWN_SENTENCE] * 30)
+    fsspec.register_implementation("failingtest", _FailingFileSystem, clobber=True)
+    _FailingFileSystem.blobs["bucket/docs.parquet"] = local.read_bytes()
+    with pytest.raises(ConnectionResetError):
+        _items("failingtest://bucket/docs.parquet")
+
+
+def test_jsonl_line_that_is_not_utf8_is_undecodable(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.jsonl"
+    path.write_bytes(b'{"text": "ok"}\n{"text": "caf\xe9"}\n')
+    assert [getattr(i, "reason", "ok") for i in _items(path)] == ["ok", "undecodable"]
+
+
+def test_non_warc_content_named_warc_is_malformed(tmp_path: Path) -> None:
+    """warcio would read JSON lines as ARC headers; a .warc file must hold WARC records."""
+    path = tmp_path / "lines.warc"
+    path.write_bytes(b'{"url": "https://a", "text": "one two three four"}\n{"text": "x"}\n')
+    (item,) = _items(path)
+    assert isinstance(item, Quarantined) and item.reason == "malformed_record"
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [("blank.jsonl", b"\n \n"), ("nothing.jsonl.gz", gzip.compress(b"")), ("info.warc", None)],
+)
+def test_file_without_document_records_is_reported_empty(
+    tmp_path: Path, name: str, data: bytes | None
+) -> None:
+    path = tmp_path / name
+    if data is None:
+        with path.open("wb") as out:
+            writer = WARCWriter(out, gzip=False)
+            writer.write_record(writer.create_warcinfo_record(name, {"software": "test"}))
+    else:
+        path.write_bytes(data)
+    (item,) = _items(path)
+    assert isinstance(item, Quarantined) and (item.reason, item.source_offset) == ("empty", 0)

@@ -1,0 +1,1 @@
+"""Deployment of Corpus Foundry on a Kubernetes cluster (Dagster's Helm chart + k8s executor)."""
