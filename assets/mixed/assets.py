@@ -3,22 +3,36 @@
 import json
 import time
 from collections.abc import Iterator
-from pathlib import Path
+from typing import Literal
 
 import dagster as dg
 import polars as pl
 from pydantic import Field
 
+from assets.audit.report import render_report, run_configs
 from assets.contracts import Contract, balance_check, check_specs, contract_check
-from assets.corpus import corpus_documents
 from assets.documents import DROPPED_SCHEMA
-from assets.mixed.card import STAGE_DROPS, drop_reasons, write_card
-from assets.mixed.sampling import MixturePolicy, sample_mixture, temperature_weights
+from assets.mixed.card import STAGE_DROPS, drop_reasons, markdown_table, write_card
+from assets.mixed.domains import load_domains, read_target_file
+from assets.mixed.methods import QuadMixParams
+from assets.mixed.plan import (
+    MixturePlan,
+    TargetSpec,
+    plan_manual,
+    plan_quadmix,
+    plan_search,
+    plan_temperature,
+)
+from assets.mixed.proxy import ProxyEvaluator
+from assets.mixed.report import manifest_for, not_sampled, shard_rows
+from assets.mixed.sampling import MixturePolicy, sample_mixture
+from assets.mixed.search import SearchParams
 from assets.mixed.shards import write_shards
 from resources.lake import Lake
 from resources.tokenizer import TokenCounter
 
-CODE_VERSION = "mixed-1"
+CODE_VERSION = "mixed-2"
+AUDIT_REPORT = "audit_report.html"
 CONTRACT = Contract(
     columns=("sample_id", "doc_id", "repeat", "tokens", "domain", "weight", "shard"),
     unique=("sample_id",),
@@ -34,13 +48,49 @@ UPSTREAM = [
 ]
 
 
+class QuadMixDomain(dg.Config):
+    threshold: float = Field(0.8, description="Quality rank (0 = best) past which docs are cut.")
+    steepness: float = Field(10.0, description="How sharply sampling falls with quality rank.")
+    scale: float = Field(1.0, description="Domain weight: the diversity half of QuaDMix.")
+
+
+class SearchConfig(dg.Config):
+    rounds: int = Field(4, ge=1, description="Rounds; from round 2 a regression picks candidates.")
+    candidates: int = Field(24, ge=1, description="Proxy runs per round.")
+    concentration: float = Field(1.0, gt=0, description="Dirichlet concentration, prior-centred.")
+    pool: int = Field(4096, ge=2, description="Mixtures the regression ranks per round.")
+    top_k: int = Field(8, ge=1, description="Best predicted mixtures averaged into the final pick.")
+    regressor: Literal["ridge", "gbm", "lightgbm"] = "ridge"
+    proxy_tokens: int = Field(50_000, ge=1, description="Tokens of each candidate's proxy sample.")
+    proxy_chunk_tokens: int = Field(
+        256, description="Proxy samples draw pieces this long (0 = whole documents)."
+    )
+    target_path: str = Field(
+        "", description="Parquet/JSONL/text file of target texts; '' = held-out top-quality docs."
+    )
+    target_tokens: int = Field(
+        20_000, description="Tokens of top-bucket documents held out as target (at most half)."
+    )
+
+
 class MixedConfig(dg.Config):
-    token_budget: int = Field(200_000, description="Tokens in the mixture (SmolLM2 tokenizer).")
-    temperature: float = Field(2.0, description="Domain weights ~ tokens ** (1/T).")
-    max_repeats: int = Field(4, description="Epochs a document may appear at most.")
-    max_synthetic_share: float = 0.3
-    high_quality_bucket: int = Field(3, description="Buckets at or above this are 'high'.")
+    method: Literal["manual", "temperature", "quadmix", "search"] = Field(
+        "temperature", description="How domain weights are chosen."
+    )
+    token_budget: int = Field(200_000, ge=1, description="Tokens in the mixture (SmolLM2).")
+    temperature: float = Field(2.0, gt=0, description="Domain weights ~ tokens ** (1/T).")
+    max_repeats: int = Field(4, ge=1, description="Epochs a document may appear at most.")
+    max_synthetic_share: float = Field(0.3, ge=0, le=1, description="Cap on synthetic tokens.")
+    high_quality_bucket: int = Field(3, description="Buckets at or above this are 'hq'.")
     seed: int = 0
+    manual_weights: dict[str, float] = Field(
+        default_factory=dict, description="Domain glob pattern -> weight, for method 'manual'."
+    )
+    quadmix: dict[str, QuadMixDomain] = Field(
+        default_factory=lambda: {"*": QuadMixDomain()},
+        description="Domain glob pattern -> sampling function, for method 'quadmix'.",
+    )
+    search: SearchConfig = Field(default_factory=SearchConfig)
 
 
 @dg.asset(
@@ -51,7 +101,11 @@ class MixedConfig(dg.Config):
     kinds={"parquet", "json"},
 )
 def training_mixture(
-    context: dg.AssetExecutionContext, config: MixedConfig, lake: Lake, tokens: TokenCounter
+    context: dg.AssetExecutionContext,
+    config: MixedConfig,
+    lake: Lake,
+    tokens: TokenCounter,
+    proxy: ProxyEvaluator,
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     """The training data: shards, a manifest, and for every sampled document where it came from."""
     started = time.perf_counter()
@@ -62,108 +116,127 @@ def training_mixture(
         config.max_synthetic_share,
         config.seed,
     )
-    docs = _domains(lake, tokens, config.high_quality_bucket)
-    weights = temperature_weights(docs, policy)
-    samples = sample_mixture(docs, weights, policy)
-    samples = samples.with_columns(
+    docs = load_domains(lake, tokens, config.high_quality_bucket)
+    plan = _plan(docs, config, policy, proxy)
+    samples = sample_mixture(plan.pool, plan.weights, policy).with_columns(
         (pl.col("doc_id") + "-" + pl.col("repeat").cast(pl.String)).alias("sample_id")
     )
-    unsampled = docs.join(samples.select("doc_id").unique(), on="doc_id", how="anti")
-    manifest = {
-        "token_budget": policy.token_budget,
-        "tokens": int(samples["tokens"].sum()),
-        "tokenizer": tokens.tokenizer_id(),
-        "method": "temperature",
-        "policy": policy.__dict__,
-        "weights": weights,
-        "tokens_per_domain": dict(
-            samples.group_by("domain").agg(pl.col("tokens").sum()).iter_rows()
-        ),
-        "upstream_versions": lake.versions_of(UPSTREAM),
-    }
+    manifest = manifest_for(plan, samples, policy, tokens.tokenizer_id(), _settings(config))
+    manifest["upstream_versions"] = lake.versions_of(UPSTREAM)
+    dropped = not_sampled(docs, samples, plan)
+    rounds = plan.search.table() if plan.search else None
+    configs = {**run_configs(context.instance, lake), "training_mixture": config.model_dump()}
+    counts = (samples["doc_id"].n_unique(), dropped.height)
+    report = render_report(lake, manifest, configs, counts, title="Audit report: training_mixture")
+    folder = _publish(lake, context.run.run_id, docs, samples, dropped, manifest, rounds, report)
+    yield dg.MaterializeResult(
+        metadata={
+            "dataset_card": dg.MetadataValue.path(f"{folder}/DATASET_CARD.md"),
+            "audit_report": dg.MetadataValue.path(f"{folder}/{AUDIT_REPORT}"),
+            "shards_dir": dg.MetadataValue.path(f"{folder}/shards"),
+            "method": plan.method,
+            "tokens": manifest["tokens"],
+            "compute_s": round(time.perf_counter() - started, 3),
+            "token_budget": policy.token_budget,
+            "budget_error": manifest["budget_error"],
+            "weights": dg.MetadataValue.json(manifest["weights"]),
+            "tokens_per_domain": dg.MetadataValue.json(manifest["tokens_per_domain"]),
+            "samples": samples.height,
+            "unique_documents": samples["doc_id"].n_unique(),
+            **_search_metadata(manifest, rounds, folder),
+        }
+    )
+    files = [f.path for f in lake.files("training_mixture")]
+    yield contract_check("training_mixture", files, CONTRACT)
+    kept = samples["doc_id"].n_unique()
+    yield balance_check("training_mixture", docs.height, kept, dropped.height)
+
+
+def _publish(
+    lake: Lake,
+    run_id: str,
+    docs: pl.DataFrame,
+    samples: pl.DataFrame,
+    dropped: pl.DataFrame,
+    manifest: dict,
+    rounds: pl.DataFrame | None,
+    audit_report: str,
+) -> str:
+    """Tables, shards, manifest, card and audit report as one new version; returns its folder."""
     with lake.publish(
-        "training_mixture", run_id=context.run_id, code_version=CODE_VERSION, metadata=manifest
+        "training_mixture", run_id=run_id, code_version=CODE_VERSION, metadata=manifest
     ) as out:
-        placed = write_shards(_shard_rows(samples, docs), out.staging / "shards", policy.seed)
+        placed = write_shards(shard_rows(samples, docs), out.staging / "shards", manifest["seed"])
         rows = samples.join(placed, left_on="sample_id", right_on="id")
-        out.write("documents", rows, _schema(rows))
-        names = sorted(placed["shard"].unique().to_list())
-        out.write("dropped", _not_sampled(unsampled, weights), DROPPED_SCHEMA)
+        out.write("documents", rows, rows.to_arrow().schema)
+        out.write("dropped", dropped, DROPPED_SCHEMA)
+        if rounds is not None:
+            out.write("search_rounds", rounds, rounds.to_arrow().schema)
+        shards = sorted(placed["shard"].unique().to_list())
         (out.staging / "manifest.json").write_text(
-            json.dumps({**manifest, "shards": names}, indent=2)
+            json.dumps({**manifest, "shards": shards}, indent=2)
         )
+        (out.staging / AUDIT_REPORT).write_text(audit_report)
         write_card(
             out.staging,
             manifest,
             drop_reasons(lake, [asset for _, asset in STAGE_DROPS]),
             lake.scan("clusters", "summary").select("cluster_id", "label", "size").collect(),
             lake.scan("cleaned_documents").group_by("language").len().sort("len").collect(),
+            rounds,
         )
-    published = Path(lake.files("training_mixture")[0].path).parent
-    yield dg.MaterializeResult(
-        metadata={
-            "dataset_card": dg.MetadataValue.path(str(published / "DATASET_CARD.md")),
-            "shards_dir": dg.MetadataValue.path(str(published / "shards")),
-            "tokens": manifest["tokens"],
-            "compute_s": round(time.perf_counter() - started, 3),
-            "token_budget": policy.token_budget,
-            "budget_error": abs(manifest["tokens"] - policy.token_budget) / policy.token_budget,
-            "weights": dg.MetadataValue.json(weights),
-            "tokens_per_domain": dg.MetadataValue.json(manifest["tokens_per_domain"]),
-            "samples": samples.height,
-            "unique_documents": samples["doc_id"].n_unique(),
+    return lake.files("training_mixture")[0].path.rsplit("/", 1)[0]
+
+
+def _plan(
+    docs: pl.DataFrame, config: MixedConfig, policy: MixturePolicy, proxy: ProxyEvaluator
+) -> MixturePlan:
+    if config.method == "manual":
+        return plan_manual(docs, policy, config.manual_weights)
+    if config.method == "quadmix":
+        params = {
+            k: QuadMixParams(v.threshold, v.steepness, v.scale) for k, v in config.quadmix.items()
         }
+        return plan_quadmix(docs, policy, params)
+    if config.method == "search":
+        s = config.search
+        params = SearchParams(
+            s.rounds, s.candidates, s.concentration, s.pool, s.top_k, s.regressor, config.seed
+        )
+        texts = read_target_file(s.target_path) if s.target_path else None
+        target = TargetSpec(texts, s.target_tokens, s.target_path)
+        return plan_search(
+            docs, policy, params, proxy, target, s.proxy_tokens, s.proxy_chunk_tokens
+        )
+    return plan_temperature(docs, policy)
+
+
+def _settings(config: MixedConfig) -> dict:
+    """The method's own settings, for the manifest and the card."""
+    if config.method == "manual":
+        return {"manual_weights": config.manual_weights}
+    if config.method == "quadmix":
+        return {"quadmix": {k: v.model_dump() for k, v in config.quadmix.items()}}
+    if config.method == "search":
+        return {"search": config.search.model_dump()}
+    return {"temperature": config.temperature}
+
+
+def _search_metadata(manifest: dict, rounds: pl.DataFrame | None, folder: str) -> dict:
+    """UI metadata: the proxy scores that justify the weights, and the rounds behind them."""
+    search = manifest.get("search")
+    if not search or rounds is None:
+        return {}
+    shown = rounds.select(
+        "round", "candidate", pl.col("predicted").round(3), pl.col("observed").round(3)
     )
-    files = [f.path for f in lake.files("training_mixture")]
-    yield contract_check("training_mixture", files, CONTRACT)
-    kept = samples["doc_id"].n_unique()
-    yield balance_check("training_mixture", docs.height, kept, unsampled.height)
-
-
-def _domains(lake: Lake, tokens: TokenCounter, high_bucket: int) -> pl.DataFrame:
-    """Corpus documents with their domain: cluster x quality tier x origin, and token counts."""
-    corpus = corpus_documents(lake).select("doc_id", "text", "origin")
-    assigned = lake.scan("clusters").select("doc_id", "cluster_id")
-    scored = lake.scan("quality_scores").select("doc_id", "quality_bucket")
-    semantic_dups = lake.scan("clusters", "dropped").select("doc_id")
-    docs = (
-        corpus.join(assigned, on="doc_id")
-        .join(scored, on="doc_id")
-        .join(semantic_dups, on="doc_id", how="anti")
-        .collect()
-    )
-    tier = (
-        pl.when(pl.col("quality_bucket") >= high_bucket).then(pl.lit("hq")).otherwise(pl.lit("lq"))
-    )
-    domain = pl.format("c{}-{}-{}", pl.col("cluster_id"), tier, pl.col("origin"))
-    counts = tokens.count(docs["text"].to_list())
-    return docs.with_columns(domain.alias("domain"), pl.Series("tokens", counts, dtype=pl.Int64))
-
-
-def _shard_rows(samples: pl.DataFrame, docs: pl.DataFrame) -> pl.DataFrame:
-    joined = samples.join(
-        docs.select("doc_id", "text", "origin", "cluster_id", "quality_bucket"), on="doc_id"
-    )
-    metadata = pl.struct(
-        "doc_id", "repeat", "domain", "origin", "cluster_id", "quality_bucket", "tokens"
-    ).alias("metadata")
-    return joined.select(pl.col("sample_id").alias("id"), "text", metadata)
-
-
-def _not_sampled(unsampled: pl.DataFrame, weights: dict[str, float]) -> pl.DataFrame:
-    return unsampled.select(
-        "doc_id",
-        pl.lit("mixed").alias("stage"),
-        pl.lit("mixture:not_sampled").alias("rule"),
-        pl.col("domain")
-        .replace_strict(weights, default=None, return_dtype=pl.Float64)
-        .alias("value"),
-        pl.lit(None, dtype=pl.Float64).alias("threshold"),
-        (pl.lit("domain ") + pl.col("domain") + pl.lit(" filled its token share without it")).alias(
-            "detail"
-        ),
-    )
-
-
-def _schema(frame: pl.DataFrame):
-    return frame.to_arrow().schema
+    return {
+        "proxy_uniform": search["uniform_score"],
+        "proxy_temperature": search["temperature_score"],
+        "proxy_chosen": search["chosen_score"],
+        "proxy_gain_vs_uniform": search["gain_vs_uniform"],
+        "search_picked": search["picked"],
+        "search_cv_rank_correlation": search["cv_rank_correlation"],
+        "search_rounds": dg.MetadataValue.md(markdown_table(shown)),
+        "predicted_vs_observed": dg.MetadataValue.path(f"{folder}/search.png"),
+    }

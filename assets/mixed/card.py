@@ -1,11 +1,10 @@
 """The dataset card shipped with every mixture: what went in, what was dropped and why."""
 
-from __future__ import annotations
-
 import json
 from pathlib import Path
 
 import polars as pl
+import polars.selectors as cs
 
 from resources.lake import Lake
 
@@ -49,14 +48,90 @@ def plot_weights(weights: dict[str, float], tokens: dict[str, int], out: Path) -
     plt.close(fig)
 
 
+def plot_search(rounds: pl.DataFrame, out: Path) -> None:
+    """Predicted against observed proxy scores, and every trial's score by round."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4), dpi=80)
+    predicted = rounds.filter(pl.col("predicted").is_not_null())
+    left.scatter(
+        predicted["predicted"], predicted["observed"], c=predicted["round"], cmap="viridis", s=14
+    )
+    if predicted.height:
+        low = min(predicted["predicted"].min(), predicted["observed"].min())
+        high = max(predicted["predicted"].max(), predicted["observed"].max())
+        left.plot([low, high], [low, high], color="grey", linewidth=0.8)
+    left.set_xlabel("predicted proxy score")
+    left.set_ylabel("observed proxy score")
+    left.set_title("each round's picks: predicted, then observed (colour = round)")
+    right.scatter(rounds["round"], rounds["observed"], s=14)
+    for name, color in (("uniform", "tab:red"), ("final", "tab:green")):
+        row = rounds.filter(pl.col("candidate") == name)
+        if row.height:
+            right.axhline(row["observed"][0], color=color, linewidth=0.8, label=name)
+    right.set_xlabel("round (0 = baselines, last = final pick)")
+    right.set_ylabel("observed proxy score")
+    right.legend()
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+
+
+def search_section(search: dict, rounds: pl.DataFrame) -> list[str]:
+    """What the search tried, what it picked, and how that compares with the baselines."""
+    best = rounds.group_by("round").agg(
+        pl.len().alias("proxy_runs"),
+        pl.col("observed").min().alias("best_observed"),
+        pl.col("predicted").min().alias("best_predicted"),
+    )
+    return [
+        "## Mixture search (RegMix / CLIMB)",
+        "",
+        f"- proxy: {search['proxy']}, trained on {search['proxy_tokens']:,}-token samples",
+        f"- target: {search['target']}",
+        f"- {search['rounds']} rounds of {search['candidates_per_round']} candidates, "
+        f"Dirichlet concentration {search['concentration']}, regressor {search['regressor']} "
+        f"(out-of-fold rank correlation with observed scores {search['cv_rank_correlation']})",
+        f"- re-scored on fresh samples (seed {search['recheck_seed']}): uniform "
+        f"{search['recheck_uniform_score']:.3f}, chosen {search['recheck_chosen_score']:.3f}",
+        f"- picked: {search['picked']}",
+        "",
+        markdown_table(
+            pl.DataFrame(
+                {
+                    "mixture": ["uniform", "temperature", "chosen"],
+                    "proxy score": [
+                        round(search["uniform_score"], 3),
+                        round(search["temperature_score"], 3),
+                        round(search["chosen_score"], 3),
+                    ],
+                }
+            )
+        ),
+        "",
+        "![predicted vs observed proxy scores](search.png)",
+        "",
+        markdown_table(best.sort("round").with_columns(cs.float().round(3))),
+        "",
+    ]
+
+
 def write_card(
     out_dir: Path,
     manifest: dict,
     drops: pl.DataFrame,
     clusters: pl.DataFrame,
     languages: pl.DataFrame,
+    rounds: pl.DataFrame | None = None,
 ) -> Path:
     plot_weights(manifest["weights"], manifest["tokens_per_domain"], out_dir / "weights.png")
+    searched: list[str] = []
+    if rounds is not None and manifest.get("search"):
+        plot_search(rounds, out_dir / "search.png")
+        searched = search_section(manifest["search"], rounds)
     lines = [
         "# Dataset card: Corpus Foundry training mixture",
         "",
@@ -65,12 +140,17 @@ def write_card(
         f"- method: {manifest['method']}; seed {manifest['policy']['seed']}; at most "
         f"{manifest['policy']['max_repeats']} repeats per document; synthetic share capped at "
         f"{manifest['policy']['max_synthetic_share']:.0%}",
+        f"- method settings: `{json.dumps(manifest.get('method_settings', {}))}`",
         "",
+        *searched,
         "## Domains (cluster x quality tier x origin)",
+        "",
+        "`weight` is the method's target share, `share` what whole documents filled under the "
+        "repeat and synthetic caps.",
         "",
         "![tokens per domain](weights.png)",
         "",
-        _markdown(
+        markdown_table(
             pl.DataFrame(
                 {
                     "domain": list(manifest["weights"]),
@@ -79,20 +159,22 @@ def write_card(
                         manifest["tokens_per_domain"].get(d, 0) for d in manifest["weights"]
                     ],
                 }
-            ).sort("weight", descending=True)
+            )
+            .with_columns((pl.col("tokens") / max(manifest["tokens"], 1)).round(4).alias("share"))
+            .sort("weight", descending=True)
         ),
         "",
         "## Clusters",
         "",
-        _markdown(clusters),
+        markdown_table(clusters),
         "",
         "## Languages of cleaned documents",
         "",
-        _markdown(languages),
+        markdown_table(languages),
         "",
         "## Why documents were dropped",
         "",
-        _markdown(drops),
+        markdown_table(drops),
         "",
         "## Upstream versions",
         "",
@@ -105,7 +187,7 @@ def write_card(
     return path
 
 
-def _markdown(frame: pl.DataFrame) -> str:
+def markdown_table(frame: pl.DataFrame) -> str:
     if frame.is_empty():
         return "_none_"
     header = "| " + " | ".join(frame.columns) + " |"
