@@ -29,7 +29,7 @@ from resources.embedder import Embedder
 from resources.lake import Lake
 
 EMBED_CODE_VERSION = "embeddings-1"
-CLUSTER_CODE_VERSION = "clusters-1"
+CLUSTER_CODE_VERSION = "clusters-2"
 
 ASSIGNMENT_SCHEMA = pa.schema(
     [
@@ -45,6 +45,7 @@ SUMMARY_SCHEMA = pa.schema(
         ("label", pa.string()),
         ("size", pa.int64()),
         ("synthetic_share", pa.float64()),
+        ("mean_quality", pa.float64()),
         ("representative_doc_ids", pa.list_(pa.string())),
     ]
 )
@@ -76,7 +77,7 @@ def document_embeddings(
     new = 0
     schema = embeddings_schema(embedder.dimension())
     with lake.publish(
-        "document_embeddings", run_id=context.run_id, code_version=EMBED_CODE_VERSION
+        "document_embeddings", run_id=context.run.run_id, code_version=EMBED_CODE_VERSION
     ) as out:
         sink = out.table("documents", schema)
         for keys, table in embed_new(corpus_documents(lake), known, embedder.encode, model_id):
@@ -110,7 +111,11 @@ class ClusterConfig(dg.Config):
     n_clusters: int = Field(0, description="k; 0 picks k by silhouette on a sample.")
     max_auto_k: int = Field(24, description="Largest k tried when choosing automatically.")
     refit: str = Field("auto", description="'auto' refits past max_drift; 'always'; 'never'.")
-    max_drift: float = Field(0.1, description="Relative growth of mean centroid distance.")
+    max_drift: float = Field(
+        0.15,
+        description="Refit when new documents sit this much farther (relative) from their "
+        "centroids than held-out documents did at the last fit.",
+    )
     semdedup_threshold: float = Field(0.95, description="Cosine at which SemDeDup removes.")
     seed: int = 0
     label_terms: int = 5
@@ -125,6 +130,9 @@ CENTROID_SCHEMA = pa.schema(
         ("fitted_on", pa.int64()),
     ]
 )
+
+
+FITTED_SCHEMA = pa.schema([("doc_id", pa.string())])
 
 
 @dg.asset(
@@ -143,22 +151,26 @@ def clusters(
     embedded = lake.scan("document_embeddings").select("doc_id", "embedding").collect()
     docs = corpus.join(embedded, on="doc_id", how="inner")
     vectors = load_vectors(docs)
-    fit, refitted, measured_drift = _fit_or_assign(lake, vectors, config)
+    fit, refitted, measured_drift = _fit_or_assign(lake, docs, vectors, config)
     terms = ctfidf_terms(docs["text"].to_list(), fit.labels, fit.k, config.label_terms)
     assignments = docs.select("doc_id", "origin").with_columns(
         pl.Series("cluster_id", fit.labels), pl.Series("distance", fit.distances)
     )
     removed = semantic_duplicates(vectors, fit.labels, fit.distances, config.semdedup_threshold)
     drops = _semdedup_drops(docs, removed, config.semdedup_threshold)
-    summary = _summary(assignments, terms, config.representatives)
-    with lake.publish("clusters", run_id=context.run_id, code_version=CLUSTER_CODE_VERSION) as out:
+    summary = _summary(assignments, terms, config.representatives, _known_scores(lake))
+    with lake.publish(
+        "clusters", run_id=context.run.run_id, code_version=CLUSTER_CODE_VERSION
+    ) as out:
         out.write("documents", assignments, ASSIGNMENT_SCHEMA)
         out.write("summary", summary, SUMMARY_SCHEMA)
-        out.write("centroids", _centroids(fit, refitted, lake), CENTROID_SCHEMA)
+        out.write("centroids", _centroids(fit), CENTROID_SCHEMA)
+        out.write("fitted_documents", _fitted_documents(lake, docs, refitted), FITTED_SCHEMA)
         out.write("dropped", drops, DROPPED_SCHEMA)
         plot = out.staging / "projection.png"
         plot_projection(vectors, fit.labels, summary, plot)
-    table = summary.select("cluster_id", "label", "size", "synthetic_share")
+        projection = _embed_png(plot)
+    table = summary.select("cluster_id", "label", "size", "synthetic_share", "mean_quality")
     yield dg.MaterializeResult(
         metadata={
             "k": fit.k,
@@ -168,7 +180,7 @@ def clusters(
             "documents": assignments.height,
             "semantic_duplicates": drops.height,
             "cluster_table": dg.MetadataValue.md(table.to_pandas().to_markdown(index=False)),
-            "projection": dg.MetadataValue.md(_embed_png(lake, plot)),
+            "projection": dg.MetadataValue.md(projection),
             "compute_s": round(time.perf_counter() - started, 3),
         }
     )
@@ -178,44 +190,53 @@ def clusters(
 
 
 def _fit_or_assign(
-    lake: Lake, vectors: np.ndarray, config: ClusterConfig
+    lake: Lake, docs: pl.DataFrame, vectors: np.ndarray, config: ClusterConfig
 ) -> tuple[Clustering, bool, float]:
-    previous = _previous_centroids(lake)
+    """Assign to the last fit's centroids unless config or the new documents' drift asks for a
+    refit; drift is measured on documents the last fit has not seen."""
+    previous = _previous_fit(lake)
+    measured = 0.0
     if previous is not None and config.refit != "always":
-        centroids, reference = previous
+        centroids, reference, seen = previous
         labels, distances = assign(vectors, centroids)
-        measured = drift(distances, np.array([reference]))
+        new = ~docs["doc_id"].is_in(list(seen)).to_numpy()
+        measured = drift(distances[new], reference)
         same_k = config.n_clusters in (0, len(centroids))
         if config.refit == "never" or (same_k and measured <= config.max_drift):
-            return Clustering(labels, distances, centroids, len(centroids), None), False, measured
-    else:
-        measured = 0.0
+            kept = Clustering(labels, distances, centroids, len(centroids), None, reference)
+            return kept, False, measured
     k = config.n_clusters or choose_k(vectors, range(2, config.max_auto_k + 1), config.seed)
     return cluster(vectors, k, config.seed), True, measured
 
 
-def _previous_centroids(lake: Lake) -> tuple[np.ndarray, float] | None:
-    if not lake.has("clusters", "centroids"):
+def _previous_fit(lake: Lake) -> tuple[np.ndarray, float, set[str]] | None:
+    """Centroids, held-out baseline distance and the documents of the last fit."""
+    if not (lake.has("clusters", "centroids") and lake.has("clusters", "fitted_documents")):
         return None
     frame = lake.scan("clusters", "centroids").collect().sort("cluster_id")
     if frame.is_empty():
         return None
     matrix = np.asarray(frame["centroid"].to_list(), dtype=np.float32)
-    return matrix, float(frame["reference_mean_distance"][0])
+    fitted = lake.scan("clusters", "fitted_documents").collect()["doc_id"]
+    return matrix, float(frame["reference_mean_distance"][0]), set(fitted)
 
 
-def _centroids(fit: Clustering, refitted: bool, lake: Lake) -> pl.DataFrame:
-    reference = float(np.mean(fit.distances))
-    if not refitted and (previous := _previous_centroids(lake)) is not None:
-        reference = previous[1]  # drift is always measured against the last fit
+def _centroids(fit: Clustering) -> pl.DataFrame:
     return pl.DataFrame(
         {
             "cluster_id": np.arange(fit.k, dtype=np.int32),
             "centroid": [c.tolist() for c in fit.centroids],
-            "reference_mean_distance": [reference] * fit.k,
+            "reference_mean_distance": [fit.unseen_distance] * fit.k,
             "fitted_on": [len(fit.labels)] * fit.k,
         }
     )
+
+
+def _fitted_documents(lake: Lake, docs: pl.DataFrame, refitted: bool) -> pl.DataFrame:
+    """The documents the current centroids were fitted on (carried over between refits)."""
+    if refitted or (previous := _previous_fit(lake)) is None:
+        return docs.select("doc_id")
+    return pl.DataFrame({"doc_id": sorted(previous[2])}, schema={"doc_id": pl.String})
 
 
 def _semdedup_drops(
@@ -242,20 +263,31 @@ def _semdedup_drops(
     )
 
 
-def _embed_png(lake: Lake, staged_plot) -> str:
-    """The UI renders Markdown images; point at the published copy of the plot."""
-    published = Path(lake.files("clusters", "summary")[0].path).parent / staged_plot.name
-    encoded = base64.b64encode(published.read_bytes()).decode()
+def _embed_png(staged_plot: Path) -> str:
+    """The UI renders Markdown images; inline the plot so it shows wherever the lake lives."""
+    encoded = base64.b64encode(staged_plot.read_bytes()).decode()
     return f"![2-D projection of the embeddings](data:image/png;base64,{encoded})"
 
 
-def _summary(assignments: pl.DataFrame, terms: list[list[str]], n_rep: int) -> pl.DataFrame:
+def _known_scores(lake: Lake) -> pl.DataFrame:
+    """Scores from the last scored run: the graph runs clusters before scores, so a cluster's
+    mean quality covers the documents scored so far (null on the very first run)."""
+    if not lake.has("quality_scores"):
+        return pl.DataFrame(schema={"doc_id": pl.String, "quality_score": pl.Float64})
+    return lake.scan("quality_scores").select("doc_id", "quality_score").collect()
+
+
+def _summary(
+    assignments: pl.DataFrame, terms: list[list[str]], n_rep: int, scores: pl.DataFrame
+) -> pl.DataFrame:
     stats = (
-        assignments.sort("distance")
+        assignments.join(scores, on="doc_id", how="left")
+        .sort("distance")
         .group_by("cluster_id", maintain_order=False)
         .agg(
             pl.len().alias("size"),
             (pl.col("origin") == "synthetic").mean().alias("synthetic_share"),
+            pl.col("quality_score").mean().alias("mean_quality"),
             pl.col("doc_id").head(n_rep).alias("representative_doc_ids"),
         )
         .sort("cluster_id")

@@ -18,6 +18,7 @@ class Clustering:
     centroids: np.ndarray  # unit-normalised
     k: int
     silhouette: float | None
+    unseen_distance: float  # mean distance of held-out documents: the baseline for drift
 
 
 def choose_k(vectors: np.ndarray, candidates: range, seed: int, sample: int = 5000) -> int:
@@ -35,15 +36,38 @@ def choose_k(vectors: np.ndarray, candidates: range, seed: int, sample: int = 50
 
 def cluster(vectors: np.ndarray, k: int, seed: int) -> Clustering:
     k = max(1, min(k, len(vectors)))
-    model_cls = MiniBatchKMeans if len(vectors) > MINI_BATCH_ABOVE else KMeans
-    model = model_cls(n_clusters=k, n_init=3, random_state=seed).fit(vectors)
-    centroids = _normalise(model.cluster_centers_)
-    labels = model.labels_.astype(np.int32)
-    distances = 1.0 - np.einsum("ij,ij->i", vectors, centroids[labels])
+    centroids = _fit_centroids(vectors, k, seed)
+    labels, distances = assign(vectors, centroids)
     silhouette = (
         float(silhouette_score(vectors, labels, metric="cosine")) if 1 < k < len(vectors) else None
     )
-    return Clustering(labels, distances.astype(np.float32), centroids, k, silhouette)
+    unseen = unseen_distance(vectors, k, seed)
+    return Clustering(labels, distances, centroids, k, silhouette, unseen)
+
+
+def _fit_centroids(vectors: np.ndarray, k: int, seed: int) -> np.ndarray:
+    model_cls = MiniBatchKMeans if len(vectors) > MINI_BATCH_ABOVE else KMeans
+    model = model_cls(n_clusters=k, n_init=3, random_state=seed).fit(vectors)
+    return _normalise(model.cluster_centers_)
+
+
+def unseen_distance(vectors: np.ndarray, k: int, seed: int, folds: int = 5) -> float:
+    """Mean distance of documents to centroids fitted without them (k-fold).
+
+    Fitted documents sit closer to their centroids than any new document can, the more so the
+    larger k is against the corpus; drift compared with that optimistic figure would call every
+    new shard a change. Documents the fit never saw are the fair baseline.
+    """
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(vectors))
+    distances: list[np.ndarray] = []
+    for fold in np.array_split(order, min(folds, len(vectors))):
+        rest = np.setdiff1d(order, fold)
+        if len(rest) < k or len(fold) == 0:
+            continue
+        _, held_out = assign(vectors[fold], _fit_centroids(vectors[rest], k, seed))
+        distances.append(held_out)
+    return float(np.mean(np.concatenate(distances))) if distances else 0.0
 
 
 def _normalise(matrix: np.ndarray) -> np.ndarray:
@@ -58,14 +82,15 @@ def assign(vectors: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.n
     return labels, (1.0 - similarity[np.arange(len(vectors)), labels]).astype(np.float32)
 
 
-def drift(distances: np.ndarray, reference_distances: np.ndarray) -> float:
-    """Relative growth of the mean distance to centroids since the last fit.
+def drift(new_distances: np.ndarray, unseen_reference: float) -> float:
+    """Relative growth of new documents' mean distance over the held-out baseline of the fit.
 
     New documents that fit the existing domains keep it near 0; a shard about something new
-    lands far from every centroid and pushes it up.
+    lands far from every centroid and pushes it up. No new documents, no drift.
     """
-    reference = float(np.mean(reference_distances)) if len(reference_distances) else 0.0
-    return float(np.mean(distances)) / reference - 1.0 if reference > 0 else 0.0
+    if len(new_distances) == 0 or unseen_reference <= 0:
+        return 0.0
+    return float(np.mean(new_distances)) / unseen_reference - 1.0
 
 
 def semantic_duplicates(
