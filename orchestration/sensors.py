@@ -1,22 +1,17 @@
-"""New crawl files become partitions; finished ingests trigger the corpus-wide stages."""
+"""New crawl files become partitions; finished ingests trigger the stale corpus-wide stages."""
 
 import dagster as dg
 
 from assets.partitions import crawl_shards
 from orchestration.jobs import build_corpus_job, ingest_shard_job
+from orchestration.schedules import corpus_rebuild
+from orchestration.staleness import in_flight
 from resources.crawl import CrawlSource
-
-IN_FLIGHT = [
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-]
 
 
 @dg.sensor(job=ingest_shard_job, minimum_interval_seconds=30)
 def new_crawl_shards(context: dg.SensorEvaluationContext, crawl: CrawlSource):
-    """Add a partition per new shard file and request its ingest run."""
+    """Add a partition per new shard file and request its ingest run (and only its)."""
     existing = set(context.instance.get_dynamic_partitions(crawl_shards.name))
     new = [shard for shard in crawl.list_shards() if shard not in existing]
     if not new:
@@ -33,10 +28,13 @@ def new_crawl_shards(context: dg.SensorEvaluationContext, crawl: CrawlSource):
     request_job=build_corpus_job,
 )
 def corpus_after_ingest(context: dg.RunStatusSensorContext):
-    """Once the last of a wave of shard ingests succeeds, rebuild the corpus-wide stages once."""
-    pending = context.instance.get_runs(
-        filters=dg.RunsFilter(job_name=ingest_shard_job.name, statuses=IN_FLIGHT)
-    )
+    """Once the last of a wave of shard ingests succeeds, rebuild the stale corpus assets once."""
+    pending = in_flight(context.instance, ingest_shard_job.name)
     if pending:
         return dg.SkipReason(f"{len(pending)} shard ingests still running")
-    return dg.RunRequest(run_key=f"after-{context.dagster_run.run_id}")
+    return corpus_rebuild(
+        context.instance,
+        context.repository_def,
+        context.log,
+        f"after-{context.dagster_run.run_id}",
+    )

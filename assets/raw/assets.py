@@ -32,6 +32,7 @@ def raw_documents(
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     """Records of one crawl shard with their main text, URL, fetch time, file and byte offset."""
     shard = context.partition_key
+    source = crawl.fingerprint(shard)  # taken before reading: a file changed mid-run stays stale
     with lake.publish(
         "raw_documents", shard, run_id=context.run.run_id, code_version=CODE_VERSION
     ) as out:
@@ -47,6 +48,7 @@ def raw_documents(
     )
     yield dg.MaterializeResult(
         metadata={
+            "source_fingerprint": source,
             "records": counts.records,
             "documents": counts.documents,
             "quarantined": counts.quarantined,
