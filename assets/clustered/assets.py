@@ -25,6 +25,7 @@ from assets.clustered.plots import plot_projection
 from assets.contracts import Contract, balance_check, check_specs, contract_check
 from assets.corpus import corpus_documents
 from assets.documents import DROPPED_SCHEMA
+from assets.progress import Progress
 from resources.embedder import Embedder
 from resources.lake import Lake
 
@@ -80,18 +81,20 @@ def document_embeddings(
         "document_embeddings", run_id=context.run.run_id, code_version=EMBED_CODE_VERSION
     ) as out:
         sink = out.table("documents", schema)
+        progress = Progress(context.log, "embedded")
         for keys, table in embed_new(corpus_documents(lake), known, embedder.encode, model_id):
             seen.extend(keys)
             if table is not None:
                 sink.write(table)
                 new += table.num_rows
-                context.log.info(f"embedded {new} new documents")
+                progress.advance(table.num_rows)
         keep = pl.DataFrame(seen, schema=["doc_id", "text_hash"], orient="row")
         sink.write(previous.join(keep, on=["doc_id", "text_hash"], how="semi"))
     yield dg.MaterializeResult(
         metadata={
             "documents": len(seen),
             "newly_embedded": new,
+            **progress.finish(),
             "model": model_id,
             "compute_s": round(time.perf_counter() - started, 3),
         }

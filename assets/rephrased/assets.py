@@ -14,11 +14,12 @@ from pydantic import Field
 from assets.contracts import Contract, balance_check, check_specs, contract_check
 from assets.corpus import organic_documents
 from assets.documents import DROPPED_SCHEMA, Drop
+from assets.progress import Progress
 from assets.rephrased.quality import QualityPolicy
 from assets.rephrased.rewrite import ChunkLimits, RewriteKey, batched, rewrite_batch
 from assets.rephrased.schema import REPHRASED_SCHEMA
 from assets.rephrased.select import POLICIES, candidates, within_budget
-from assets.rephrased.styles import get_style
+from assets.rephrased.styles import Style, get_style
 from resources.lake import Lake
 from resources.langid import LanguageIdentifier
 from resources.rewriter import VLLMRewriter
@@ -72,13 +73,17 @@ def rephrased_documents(
     done = _finished_work(lake)
     finished = set(done.kept["doc_id"]) | set(done.dropped["doc_id"])
     rules: Counter[str] = Counter()
-    new_per_style: dict[str, int] = {}
-    for style in styles:
-        key = RewriteKey(style.style_id, style.version, style.prompt_hash, rewriter.model_id())
-        todo = _select(lake, organic, config, key, finished, rewriter.count_tokens)
-        new_per_style[style.style_id] = todo.height
+    todos = [
+        (
+            style,
+            _select(lake, organic, config, _key(style, rewriter), finished, rewriter.count_tokens),
+        )
+        for style in styles
+    ]
+    new_per_style = {style.style_id: todo.height for style, todo in todos}
+    progress = Progress(context.log, "rewrites", total=sum(new_per_style.values()))
+    for style, todo in todos:
         for batch in batched(todo.iter_rows(named=True), config.batch_size):
-            context.log.info(f"rewriting {len(batch)} documents in style {style.style_id}")
             items = list(
                 rewrite_batch(
                     batch,
@@ -91,6 +96,8 @@ def rephrased_documents(
             )
             checkpoint_batch(lake, items)
             rules.update(i.rule for i in items if isinstance(i, Drop))
+            progress.advance(len(batch))
+    timings = progress.finish()
     final = _finished_work(lake)
     with lake.publish(
         "rephrased_documents", run_id=context.run.run_id, code_version=CODE_VERSION
@@ -109,12 +116,17 @@ def rephrased_documents(
             "model": rewriter.model_id(),
             "styles": [f"{style.style_id} v{style.version}" for style in styles],
             "compute_s": round(time.perf_counter() - started, 3),
+            **timings,
         }
     )
     files = lake.files("rephrased_documents")
     yield contract_check("rephrased_documents", [f.path for f in files], CONTRACT)
     rows_in = done.kept.height + done.dropped.height + sum(new_per_style.values())
     yield balance_check("rephrased_documents", rows_in, kept.rows, dropped.rows)
+
+
+def _key(style: Style, rewriter: VLLMRewriter) -> RewriteKey:
+    return RewriteKey(style.style_id, style.version, style.prompt_hash, rewriter.model_id())
 
 
 @dataclass(frozen=True)
