@@ -5,11 +5,12 @@ import dagster as dg
 from assets.cleaned.assets import cleaned_documents, duplicate_clusters
 from assets.clustered.assets import clusters, document_embeddings
 from assets.mixed.assets import training_mixture
+from assets.mixed.proxy import NgramProxy
 from assets.raw.assets import raw_documents
 from assets.rephrased.assets import rephrased_documents
-from assets.scored.assets import quality_scores
+from assets.scored.assets import llm_ratings, quality_classifier, quality_scores, rating_scorer
 from orchestration.jobs import build_corpus_job, ingest_shard_job
-from orchestration.schedules import nightly_rebuild
+from orchestration.schedules import nightly_corpus, nightly_rebuild
 from orchestration.sensors import corpus_after_ingest, new_crawl_shards
 from resources.crawl import CrawlSource
 from resources.embedder import Embedder
@@ -26,11 +27,14 @@ defs = dg.Definitions(
         rephrased_documents,
         document_embeddings,
         clusters,
+        quality_classifier,
+        llm_ratings,
+        rating_scorer,
         quality_scores,
         training_mixture,
     ],
     jobs=[ingest_shard_job, build_corpus_job],
-    schedules=[nightly_rebuild],
+    schedules=[nightly_rebuild, nightly_corpus],
     sensors=[new_crawl_shards, corpus_after_ingest],
     resources={
         "lake": Lake(),
@@ -39,5 +43,6 @@ defs = dg.Definitions(
         "rewriter": VLLMRewriter(),
         "embedder": Embedder(),
         "tokens": TokenCounter(),
+        "proxy": NgramProxy(),
     },
 )

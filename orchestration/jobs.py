@@ -10,6 +10,9 @@ CORPUS_ASSET_NAMES = (
     "rephrased_documents",
     "document_embeddings",
     "clusters",
+    "quality_classifier",
+    "llm_ratings",
+    "rating_scorer",
     "quality_scores",
     "training_mixture",
 )

@@ -1,0 +1,92 @@
+"""Trained scorers as versioned lake artifacts, reused while what they were trained on is unchanged.
+
+A trained asset stores its model file beside its tables and a `metrics` table whose rows carry
+the fingerprint of its inputs (training ids and texts' ids, configuration, code version). When a
+re-run computes the same fingerprint, the stored version stays current and nothing is retrained.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import posixpath
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import joblib
+import polars as pl
+
+from resources.lake import Lake
+
+
+def fingerprint(*parts: Any) -> str:
+    """A stable hash of JSON-serialisable parts (ids are sorted by the caller where order is
+    irrelevant)."""
+    encoded = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.blake2b(encoded.encode(), digest_size=16).hexdigest()
+
+
+def ids_digest(ids: Iterable[str]) -> str:
+    """One hash for a set of document ids, independent of their order."""
+    digest = hashlib.blake2b(digest_size=16)
+    for doc_id in sorted(ids):
+        digest.update(doc_id.encode())
+        digest.update(b"\x00")
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class StoredArtifact:
+    """The current version of a trained asset: its metrics rows and its folder."""
+
+    fingerprint: str
+    metrics: pl.DataFrame
+    folder: str
+
+
+def current_artifact(lake: Lake, asset: str) -> StoredArtifact | None:
+    if not lake.has(asset, "metrics"):
+        return None
+    files = lake.files(asset, "metrics")
+    metrics = lake.scan(asset, "metrics").collect()
+    if metrics.is_empty():
+        return None
+    return StoredArtifact(metrics["fingerprint"][0], metrics, posixpath.dirname(files[0].path))
+
+
+def reusable(stored: StoredArtifact | None, wanted: str, lake: Lake, filename: str) -> bool:
+    """The stored version was trained on exactly these inputs and its model file is there."""
+    return (
+        stored is not None
+        and stored.fingerprint == wanted
+        and lake.filesystem.exists(posixpath.join(stored.folder, filename))
+    )
+
+
+def save_model(model: Any, path: Path) -> None:
+    joblib.dump(model, path, compress=3)
+
+
+def load_model(lake: Lake, folder: str, filename: str) -> Any:
+    """Only files this pipeline wrote into its own lake are loaded (joblib unpickles)."""
+    with lake.filesystem.open(posixpath.join(folder, filename), "rb") as fh:
+        return joblib.load(io.BytesIO(fh.read()))
+
+
+def png_markdown(png: bytes, alt: str) -> str:
+    """The UI renders Markdown images; inline the PNG so it shows wherever the lake is."""
+    return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})"
+
+
+def stable_sample(ids: Iterable[str], k: int, seed: int) -> list[str]:
+    """Bottom-k by a seeded hash: the same ids on every run, and adding documents changes the
+    sample only where a newcomer hashes lower, so trained artifacts stay reusable."""
+
+    def key(doc_id: str) -> str:
+        return hashlib.blake2b(f"{seed}:{doc_id}".encode(), digest_size=8).hexdigest()
+
+    return sorted(ids, key=key)[: max(k, 0)]

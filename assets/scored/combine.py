@@ -1,0 +1,129 @@
+"""One quality score from many: weighted standardised signals, then percentile buckets.
+
+Meta-rater combines many raters with weights; here the weights are either configured or learned.
+Learned weights are the ridge regression that best predicts the LLM's mean rating from the other
+signals on the rated sample (Meta-rater regresses proxy-model losses instead, which needs proxy
+runs). The distilled rating heads are not features of that regression: they were fitted to the
+same ratings, so their in-sample values would take every weight; they keep configured weights.
+
+A model score enters only if its held-out evaluation shows skill (classifier AUC, Spearman of a
+distilled head at or above a threshold); the others are kept as columns but weigh nothing.
+
+Signals are standardised within each language with enough documents (FineWeb2 sets thresholds
+per language for the same reason: word statistics, and English-trained scorers, differ by
+language), else over the corpus. A missing value counts as the median: no signal, no push.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+from sklearn.linear_model import Ridge
+
+N_BUCKETS = 5
+LOG_SCALED = frozenset({"rps_doc_word_count", "rps_doc_num_sentences"})
+MIN_LEARN_ROWS = 8
+
+# Meta-rater style weights over standardised signals: + favours, - penalises.
+COMBINED_WEIGHTS: dict[str, float] = {
+    "classifier_score": 1.0,
+    "educational_value": 0.5,
+    "writing_style": 0.5,
+    "cleanliness": 0.5,
+    "facts_and_trivia": 0.25,
+    "required_expertise": 0.25,
+    "rps_doc_word_count": 0.25,
+    "rps_doc_frac_unique_words": 0.25,
+    "rps_doc_stop_word_fraction": 0.25,
+    "rps_lines_ending_with_terminal_punctution_mark": 0.5,
+    "rps_doc_frac_chars_dupe_lines": -0.5,
+    "rps_doc_frac_chars_top_2gram": -0.25,
+    "rps_doc_frac_chars_dupe_10grams": -0.25,
+    "rps_doc_symbol_to_word_ratio": -0.25,
+    "rps_doc_frac_no_alph_words": -0.25,
+    "c4_lines_removed_fraction": -0.25,
+    "toxicity": -0.5,
+}
+
+
+def standardise(
+    frame: pl.DataFrame, columns: Sequence[str], by: str | None, min_group: int
+) -> pl.DataFrame:
+    """z-scores per column (nulls -> 0), within `by` groups of at least `min_group` rows."""
+    exprs = []
+    for name in columns:
+        x = pl.col(name).cast(pl.Float64).fill_nan(None)
+        x = x.log1p() if name in LOG_SCALED else x
+        x = x.fill_null(x.median())
+        overall = _z(x, x.mean(), x.std())
+        if by is not None:
+            mean, std = x.mean().over(by), x.std().over(by)
+            usable = (pl.len().over(by) >= min_group) & (std > 0)
+            overall = pl.when(usable).then(_z(x, mean, std)).otherwise(overall)
+        exprs.append(overall.fill_null(0.0).alias(name))
+    return frame.select(exprs)
+
+
+def _z(x: pl.Expr, mean: pl.Expr, std: pl.Expr) -> pl.Expr:
+    return pl.when(std > 0).then((x - mean) / std).otherwise(0.0)
+
+
+def skilled(
+    weights: Mapping[str, float],
+    heldout: Mapping[str, float | None],
+    thresholds: Mapping[str, float],
+) -> tuple[dict[str, float], dict[str, str]]:
+    """Weights of model scores whose held-out evaluation is missing or below its threshold are
+    dropped: a scorer that showed no skill on data it did not see adds noise, not quality (and
+    standardising a near-constant prediction would blow that noise up to full weight)."""
+    kept, excluded = {}, {}
+    for name, weight in weights.items():
+        threshold = thresholds.get(name)
+        value = heldout.get(name)
+        if threshold is not None and (value is None or value < threshold):
+            shown = "n/a" if value is None else f"{value:.3f}"
+            excluded[name] = f"held-out {shown} < {threshold}"
+        else:
+            kept[name] = weight
+    return kept, excluded
+
+
+def weighted(z: pl.DataFrame, weights: Mapping[str, float]) -> np.ndarray:
+    total = np.zeros(z.height)
+    for name, weight in weights.items():
+        total += weight * z[name].to_numpy()
+    return total
+
+
+def buckets(scores: np.ndarray, n_buckets: int = N_BUCKETS) -> np.ndarray:
+    """Percentile buckets: 0 holds the lowest fifth, n_buckets - 1 the highest."""
+    ranks = pl.Series(scores).rank("ordinal").to_numpy() - 1
+    return (ranks * n_buckets // max(len(scores), 1)).astype(np.int32)
+
+
+@dataclass(frozen=True)
+class LearnedWeights:
+    weights: dict[str, float] | None
+    reason: str | None  # why none were learned
+    n_rows: int
+
+
+def learn_weights(
+    z: pl.DataFrame, features: Sequence[str], target: np.ndarray, alpha: float = 10.0
+) -> LearnedWeights:
+    """Ridge weights predicting `target` (NaN = unrated), scaled to sum(|w|) = 1."""
+    rated = ~np.isnan(target)
+    n = int(rated.sum())
+    if n < MIN_LEARN_ROWS:
+        return LearnedWeights(None, f"only {n} rated documents (need {MIN_LEARN_ROWS})", n)
+    if np.ptp(target[rated]) == 0:
+        return LearnedWeights(None, "the mean rating is constant: nothing to learn", n)
+    x = z.select(features).to_numpy()[rated]
+    coef = Ridge(alpha=alpha).fit(x, target[rated]).coef_
+    scale = float(np.abs(coef).sum()) or 1.0
+    return LearnedWeights(
+        {f: round(float(c / scale), 4) for f, c in zip(features, coef, strict=True)}, None, n
+    )

@@ -1,0 +1,60 @@
+"""What the UI shows about scores: distributions, per-cluster quality, the raters' answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from assets.scored import plots
+from assets.scored.combine import N_BUCKETS
+
+
+def parsed_share(ratings: pl.DataFrame) -> dict[str, float]:
+    shares = ratings.group_by("dimension").agg(pl.col("score").is_not_null().mean())
+    return {d: round(v, 3) for d, v in shares.sort("dimension").iter_rows()}
+
+
+def rating_distribution(ratings: pl.DataFrame) -> str:
+    """Markdown: answers per dimension and score, unparseable ones in their own column."""
+    counts = ratings.with_columns(
+        pl.col("score").cast(pl.String).fill_null("unparsed").alias("score")
+    ).pivot(on="score", index="dimension", values="doc_id", aggregate_function="len")
+    order = ["dimension", *[str(s) for s in range(6) if str(s) in counts.columns]]
+    order += ["unparsed"] if "unparsed" in counts.columns else []
+    return counts.select(order).fill_null(0).sort("dimension").to_pandas().to_markdown(index=False)
+
+
+def failures(ratings: pl.DataFrame, n: int = 5) -> list[dict]:
+    failed = ratings.filter(pl.col("score").is_null())
+    return failed.select("doc_id", "dimension", "answer", "parse_error").head(n).to_dicts()
+
+
+def mean_score_by(scores: pl.DataFrame, by: str) -> dict[str, float]:
+    means = scores.group_by(by).agg(pl.col("quality_score").mean()).sort(by)
+    return {k: round(v, 3) for k, v in means.iter_rows()}
+
+
+def cluster_quality(scores: pl.DataFrame, labels: pl.DataFrame) -> str:
+    """Markdown, best cluster first: size, mean combined and model scores, top-two-bucket share."""
+    table = (
+        scores.filter(pl.col("cluster_id").is_not_null())
+        .group_by("cluster_id")
+        .agg(
+            pl.len().alias("documents"),
+            pl.col("quality_score").mean().round(3).alias("mean_quality"),
+            pl.col("classifier_score").mean().round(3).alias("mean_classifier"),
+            pl.col("educational_value").mean().round(2).alias("mean_educational"),
+            (pl.col("quality_bucket") >= N_BUCKETS - 2).mean().round(2).alias("top_two_buckets"),
+        )
+        .join(labels, on="cluster_id", how="left")
+        .sort("mean_quality", descending=True)
+    )
+    columns = ["cluster_id", "label", "documents", "mean_quality", "mean_classifier"]
+    columns += ["mean_educational", "top_two_buckets"]
+    return table.select(columns).to_pandas().to_markdown(index=False)
+
+
+def score_histograms(scores: pl.DataFrame, columns: list[str]) -> bytes:
+    return plots.histograms(
+        {n: scores[n].cast(pl.Float64).fill_null(np.nan).to_numpy() for n in columns}
+    )

@@ -1,0 +1,111 @@
+"""Tables of the scored stage and the contracts the next stages may rely on."""
+
+import polars as pl
+import pyarrow as pa
+
+from assets.contracts import Contract
+from assets.scored.combine import N_BUCKETS
+from assets.scored.ratings import DIMENSIONS
+
+# quality_classifier: its training examples with out-of-fold scores, and one row of metrics
+CLASSIFIER_SCHEMA = pa.schema(
+    [
+        ("doc_id", pa.string()),
+        ("source", pa.string()),
+        ("language", pa.string()),
+        ("label", pa.int8()),
+        ("heldout_score", pa.float64()),
+        ("n_chars", pa.int64()),
+    ]
+)
+CLASSIFIER_METRICS_SCHEMA = pa.schema(
+    [
+        ("fingerprint", pa.string()),
+        ("trained", pa.bool_()),
+        ("auc", pa.float64()),
+        ("auc_reason", pa.string()),
+        ("n_reference", pa.int64()),
+        ("n_crawl", pa.int64()),
+        ("folds", pa.int64()),
+        ("reference", pa.string()),
+        ("spec", pa.string()),
+    ]
+)
+CLASSIFIER_CONTRACT = Contract(
+    columns=tuple(CLASSIFIER_SCHEMA.names),
+    not_null=("doc_id", "label", "source"),
+    ranges={"heldout_score": (0.0, 1.0), "label": (0, 1)},
+    allowed={"source": ("reference", "crawl")},
+)
+
+# llm_ratings: every answer (long), and the sample with one column per dimension (wide)
+RATINGS_SCHEMA = pa.schema(
+    [
+        ("doc_id", pa.string()),
+        ("dimension", pa.string()),
+        ("score", pa.int8()),
+        ("parse_error", pa.string()),
+        ("answer", pa.string()),
+        ("prompt_tokens", pa.int64()),
+        ("completion_tokens", pa.int64()),
+        ("finish_reason", pa.string()),
+        ("model", pa.string()),
+        ("prompt_hash", pa.string()),
+        ("max_text_tokens", pa.int64()),
+        ("sampling", pa.string()),
+    ]
+)
+RATED_SCHEMA = pa.schema(
+    [
+        ("doc_id", pa.string()),
+        ("origin", pa.string()),
+        ("language", pa.string()),
+        *((dim, pa.int8()) for dim in DIMENSIONS),
+        ("n_parsed", pa.int32()),
+    ]
+)
+RATED_CONTRACT = Contract(
+    columns=tuple(RATED_SCHEMA.names),
+    not_null=("doc_id", "n_parsed"),
+    ranges={dim: (0, 5) for dim in DIMENSIONS},
+)
+
+# rating_scorer: ratings and out-of-fold predictions per rated document, metrics per dimension
+SCORER_SCHEMA = pa.schema(
+    [
+        ("doc_id", pa.string()),
+        *((f"{dim}_rating", pa.float64()) for dim in DIMENSIONS),
+        *((f"{dim}_heldout", pa.float64()) for dim in DIMENSIONS),
+    ]
+)
+SCORER_METRICS_SCHEMA = pa.schema(
+    [
+        ("fingerprint", pa.string()),
+        ("dimension", pa.string()),
+        ("n_rated", pa.int64()),
+        ("spearman", pa.float64()),
+        ("spearman_reason", pa.string()),
+        ("alpha", pa.float64()),
+        ("embedding_model", pa.string()),
+    ]
+)
+SCORER_CONTRACT = Contract(columns=tuple(SCORER_SCHEMA.names))
+
+# quality_scores: the mixed stage reads doc_id, origin, quality_score and quality_bucket
+SCORE_COLUMNS = ("classifier_score", *DIMENSIONS, "toxicity")
+SCORES_CONTRACT = Contract(
+    columns=("doc_id", "origin", "quality_score", "quality_bucket", *SCORE_COLUMNS),
+    not_null=("doc_id", "origin", "quality_score", "quality_bucket"),
+    ranges={
+        "quality_bucket": (0, N_BUCKETS - 1),
+        "classifier_score": (0.0, 1.0),
+        "toxicity": (0.0, 1.0),
+        **{dim: (0.0, 5.0) for dim in DIMENSIONS},
+    },
+    allowed={"origin": ("organic", "synthetic")},
+)
+
+
+def frame(rows: list[dict], schema: pa.Schema) -> pl.DataFrame:
+    """Rows typed by an Arrow schema (also when there are none)."""
+    return pl.from_arrow(pa.Table.from_pylist(rows, schema=schema))

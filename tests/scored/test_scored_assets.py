@@ -1,0 +1,180 @@
+"""The scored stage's four assets on real Debian FAQ pages in a private lake.
+
+The cleaned stage's own functions prepare the organic documents; embeddings are hashed word
+counts and the rater is scripted (the real vLLM rater has its own test): the subject here is the
+wiring, the reuse of trained artifacts and ratings, and that every document gets every score."""
+
+import dagster as dg
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pytest
+from sklearn.feature_extraction.text import HashingVectorizer
+
+from assets.cleaned.clean import Cleaned, CleaningPolicy, clean_document
+from assets.cleaned.schema import CLEANED_DOCUMENTS_SCHEMA, SIGNALS_SCHEMA
+from assets.clustered.embed import to_table
+from assets.documents import content_hash, make_doc_id
+from assets.rephrased.schema import REPHRASED_SCHEMA
+from assets.scored.assets import llm_ratings, quality_classifier, quality_scores, rating_scorer
+from assets.scored.ratings import DIMENSIONS
+from resources.lake import Lake
+from resources.langid import LanguageIdentifier
+from resources.rewriter import Generation, VLLMRewriter
+
+CALLS: list[int] = []  # prompts per chat call, across resource copies
+
+
+class ScriptedRater(VLLMRewriter):
+    """Rates by how often a page names Debian; cannot answer on about a quarter of the requests."""
+
+    def truncate(self, text: str, max_tokens: int) -> str:
+        return text[: max_tokens * 4]
+
+    def chat(self, conversations) -> list[Generation]:
+        CALLS.append(len(conversations))
+        out = []
+        for conv in conversations:
+            text = conv[-1]["content"]
+            score = min(text.count("Debian"), 5)
+            answer = "I cannot tell" if sum(map(ord, text)) % 4 == 0 else f"Score: {score}"
+            out.append(Generation(answer, 50, 4, "stop"))
+        return out
+
+
+@pytest.fixture
+def lake(foundry_home, faq_en: list[str]) -> Lake:
+    lake = Lake(home=str(foundry_home))
+    identify = LanguageIdentifier().identify
+    kept: list[Cleaned] = []
+    for i, text in enumerate(faq_en):
+        doc = {"doc_id": make_doc_id("faq", text), "shard": "faq-en", "url": f"u{i}", "text": text}
+        result = clean_document({**doc, "source_offset": i}, identify, CleaningPolicy())
+        if isinstance(result, Cleaned):
+            kept.append(result)
+    with lake.publish("cleaned_documents", "faq-en") as out:
+        out.write("documents", pl.DataFrame([c.row for c in kept]), CLEANED_DOCUMENTS_SCHEMA)
+        signals = [
+            {"doc_id": c.row["doc_id"], "signal": k, "value": v}
+            for c in kept
+            for k, v in c.signals.items()
+        ]
+        out.write("signals", pl.DataFrame(signals), SIGNALS_SCHEMA)
+    source = kept[0].row
+    rewrite = {
+        "doc_id": make_doc_id("rewrite", source["text"]),
+        "source_doc_id": source["doc_id"],
+        "language": "en",
+        "text": "Debian is a free operating system. " + source["text"][:1500],
+    }
+    with lake.publish("rephrased_documents") as out:
+        out.write("documents", pa.Table.from_pylist([rewrite], REPHRASED_SCHEMA), REPHRASED_SCHEMA)
+    ids = [c.row["doc_id"] for c in kept] + [rewrite["doc_id"]]
+    texts = [c.row["text"] for c in kept] + [rewrite["text"]]
+    vectors = HashingVectorizer(n_features=64).transform(texts).toarray()
+    keys = [(d, content_hash(t)) for d, t in zip(ids, texts, strict=True)]
+    with lake.publish("document_embeddings") as out:
+        table = to_table(keys, "hashed-64", vectors)
+        out.write("documents", table, table.schema)
+    with lake.publish("clusters") as out:
+        clusters = pl.DataFrame({"doc_id": ids, "cluster_id": [i % 2 for i in range(len(ids))]})
+        out.write("documents", clusters, clusters.to_arrow().schema)
+        summary = pl.DataFrame({"cluster_id": [0, 1], "label": ["even", "odd"]})
+        out.write("summary", summary, summary.to_arrow().schema)
+    return lake
+
+
+ASSETS = [quality_classifier, llm_ratings, rating_scorer, quality_scores]
+
+
+def _run(lake: Lake, instance, ops: dict | None = None) -> dg.ExecuteInProcessResult:
+    config = {"quality_classifier": {"config": {"n_features": 2**16}}, **(ops or {})}
+    result = dg.materialize(
+        ASSETS,
+        resources={"lake": lake, "rewriter": ScriptedRater()},
+        run_config={"ops": config},
+        instance=instance,
+    )
+    assert result.success
+    checks = result.get_asset_check_evaluations()
+    assert len(checks) == 8 and all(c.passed for c in checks), [
+        (c.asset_key, c.check_name, c.metadata) for c in checks if not c.passed
+    ]
+    return result
+
+
+def _meta(result: dg.ExecuteInProcessResult, asset: str) -> dict:
+    (event,) = result.asset_materializations_for_node(asset)
+    return {k: v.value for k, v in event.metadata.items()}
+
+
+def test_every_document_gets_every_score_and_a_rerun_reuses_what_was_trained(lake: Lake) -> None:
+    CALLS.clear()
+    instance = dg.DagsterInstance.ephemeral()
+    first = _run(lake, instance)
+    corpus = lake.scan("cleaned_documents").collect()
+    scores = lake.scan("quality_scores").collect()
+    assert scores.height == corpus.height + 1
+    for column in ("classifier_score", *DIMENSIONS, "toxicity", "quality_score"):
+        assert scores[column].null_count() == 0, column
+    assert set(scores["quality_bucket"]) <= set(range(5)) and scores["quality_bucket"].max() == 4
+    assert scores["classifier_score"].is_between(0, 1).all()
+
+    # carried from the cleaned stage, not measured again; the rewrite is measured here
+    organic = scores.filter(pl.col("origin") == "organic").join(corpus, on="doc_id")
+    assert organic["toxicity"].equals(organic["toxicity_right"])
+    assert set(organic["toxicity_source"]) == {"cleaned"}
+    words = lake.scan("cleaned_documents", "signals").filter(
+        pl.col("signal") == "gopher_quality.n_words"
+    )
+    joined = organic.join(words.collect(), on="doc_id")
+    assert np.allclose(joined["rps_doc_word_count"], joined["value"])
+    synthetic = scores.filter(pl.col("origin") == "synthetic").row(0, named=True)
+    assert synthetic["toxicity_source"] == "scored" and synthetic["rps_doc_word_count"] > 0
+
+    ratings = lake.scan("llm_ratings", "ratings").collect()
+    assert ratings.height == scores.height * len(DIMENSIONS) and [ratings.height] == CALLS
+    failed = ratings.filter(pl.col("score").is_null())
+    assert failed.height > 0 and set(failed["answer"]) == {"I cannot tell"}
+    assert set(failed["parse_error"]) == {"no number in the answer"}
+    assert (ratings.filter(pl.col("score").is_not_null())["answer"].str.starts_with("Score:")).all()
+
+    # cross-fitting: a crawl document the classifier trained on keeps its out-of-fold score
+    trained_on = lake.scan("quality_classifier").filter(pl.col("source") == "crawl").collect()
+    crossfit = trained_on.join(scores, on="doc_id")
+    assert crossfit.height == corpus.height
+    assert np.allclose(crossfit["heldout_score"], crossfit["classifier_score"])
+
+    metrics = _meta(first, "quality_classifier")
+    assert metrics["reused"] is False and metrics["heldout_auc"] > 0.9
+    assert metrics["n_crawl"] == corpus.height
+    spearman = _meta(first, "rating_scorer")["heldout_spearman"]
+    assert set(spearman) == set(DIMENSIONS)
+    scored = _meta(first, "quality_scores")
+    unskilled = {d for d, rho in spearman.items() if rho is None or rho < 0.1}
+    assert set(scored["excluded_for_no_heldout_skill"]) == unskilled
+    assert unskilled.isdisjoint(scored["weights"]) and "classifier_score" in scored["weights"]
+    assert "cluster_quality" in scored
+
+    classifier_version = lake.files("quality_classifier", "metrics")[0].version
+    scorer_version = lake.files("rating_scorer", "metrics")[0].version
+    second = _run(lake, instance)
+    assert [ratings.height] == CALLS, "unchanged sample: no new rating request"
+    assert _meta(second, "llm_ratings")["reused_documents"] == scores.height
+    assert _meta(second, "quality_classifier")["reused"] is True
+    assert _meta(second, "rating_scorer")["reused"] is True
+    assert lake.files("quality_classifier", "metrics")[0].version == classifier_version
+    assert lake.files("rating_scorer", "metrics")[0].version == scorer_version
+    assert lake.scan("quality_scores").collect().sort("doc_id").equals(scores.sort("doc_id"))
+
+    third = _run(
+        lake,
+        instance,
+        {
+            "quality_classifier": {"config": {"n_features": 2**16, "c": 0.5}},
+            "quality_scores": {"config": {"weighting": "learned"}},
+        },
+    )
+    assert _meta(third, "quality_classifier")["reused"] is False
+    assert lake.files("quality_classifier", "metrics")[0].version != classifier_version
+    assert _meta(third, "quality_scores")["learned_weights_note"].startswith("learned on")
