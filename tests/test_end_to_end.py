@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
+import dagster as dg
 import polars as pl
 import pytest
 from warcio.archiveiterator import ArchiveIterator
 
+from assets.clustered.assets import ClusterConfig
 from orchestration.jobs import STAGE_ASSET_NAMES
 from orchestration.lineage import trace_document
-from orchestration.runner import run_pipeline
+from orchestration.runner import (
+    ensure_instance,
+    register_shards,
+    run_corpus,
+    run_pipeline,
+    run_shard,
+)
 from resources.lake import Lake
 from tests.conftest import SAMPLE_CRAWL, SECOND_CRAWL
 
@@ -18,12 +27,14 @@ pytestmark = pytest.mark.slow
 
 STAGE_ASSETS = STAGE_ASSET_NAMES
 BUDGET = 60_000
+LATE_SHARD = "developers-reference-en.warc.gz"
 
 
-def corpus_config(new_rewrites: int) -> dict:
+def corpus_config(new_rewrites: int, clusters: dict | None = None) -> dict:
     return {
         "ops": {
             "rephrased_documents": {"config": {"max_new_documents": new_rewrites}},
+            "clusters": {"config": clusters or {}},
             "training_mixture": {"config": {"token_budget": BUDGET}},
         }
     }
@@ -109,16 +120,53 @@ def test_a_mixture_document_traces_back_to_its_warc_record(sample_run: Lake) -> 
         assert record.rec_headers.get_header("WARC-Target-URI") == raw["url"]
 
 
-def test_another_crawl_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.timeout(2400)
+def test_another_crawl_folder_and_a_shard_that_arrives_later(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second real crawl, built in two steps: the late shard is deduplicated against the
+    stored signatures and assigned to the existing centroids; the drift it causes is recorded
+    and the default policy refits on the next run."""
+    crawl = tmp_path / "crawl"
+    crawl.mkdir()
+    late = SECOND_CRAWL / LATE_SHARD
+    early = [shard for shard in SECOND_CRAWL.glob("*.warc.gz") if shard != late]
+    for shard in early:
+        shutil.copy(shard, crawl)
     monkeypatch.setenv("FOUNDRY_HOME", str(tmp_path / "foundry"))
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "foundry" / "dagster"))
-    monkeypatch.setenv("FOUNDRY_CRAWL_DIR", str(SECOND_CRAWL))
+    monkeypatch.setenv("FOUNDRY_CRAWL_DIR", str(crawl))
     summary = run_pipeline(parallel=2, corpus_config=corpus_config(0))
     assert summary.corpus_ok and not summary.failed
     lake = Lake(home=str(tmp_path / "foundry"))
+    centroids = lake.scan("clusters", "centroids").collect()
+
+    shutil.copy(late, crawl)
+    register_shards(ensure_instance())
+    between_refits = corpus_config(0, clusters={"refit": "never"})
+    assert run_shard(late.name) and run_corpus(between_refits)
+    new_docs = lake.scan("cleaned_documents").filter(pl.col("shard") == late.name)
+    new_ids = set(new_docs.select("doc_id").collect()["doc_id"])
+    assigned = set(lake.scan("clusters").collect()["doc_id"])
+    removed = set(lake.scan("duplicate_clusters", "dropped").collect()["doc_id"])
+    assert new_ids and new_ids - removed <= assigned
+    assert lake.scan("clusters", "centroids").collect().equals(centroids), "assigned, not refit"
+    assigned_only = _latest_metadata("clusters")
+    assert assigned_only["refitted"] is False and assigned_only["k"] == centroids.height
+    # a new manual is a new topic: the drift the assignment recorded is past the nightly bound,
+    # so the default policy refits on the next run
+    assert assigned_only["drift"] > ClusterConfig().max_drift
+    assert run_corpus(corpus_config(0))
+    assert _latest_metadata("clusters")["refitted"] is True
+    assert not lake.scan("clusters", "centroids").collect().equals(centroids)
     assert lake.scan("training_mixture").collect().height > 0
     clusters = lake.scan("duplicate_clusters").collect()
     assert clusters.height > 0, "apt-doc serves each guide as both dir/ and dir/index.html"
+
+
+def _latest_metadata(asset: str) -> dict:
+    event = ensure_instance().get_latest_materialization_event(dg.AssetKey(asset))
+    return {k: v.value for k, v in event.asset_materialization.metadata.items()}
 
 
 def test_why_explains_what_is_in_and_what_is_not(sample_run: Lake) -> None:

@@ -167,8 +167,9 @@ def clusters(
     ) as out:
         out.write("documents", assignments, ASSIGNMENT_SCHEMA)
         out.write("summary", summary, SUMMARY_SCHEMA)
-        out.write("centroids", _centroids(fit), CENTROID_SCHEMA)
-        out.write("fitted_documents", _fitted_documents(lake, docs, refitted), FITTED_SCHEMA)
+        fitted = _fitted_documents(lake, docs, refitted)
+        out.write("centroids", _centroids(fit, fitted.height), CENTROID_SCHEMA)
+        out.write("fitted_documents", fitted, FITTED_SCHEMA)
         out.write("dropped", drops, DROPPED_SCHEMA)
         plot = out.staging / "projection.png"
         plot_projection(vectors, fit.labels, summary, plot)
@@ -224,13 +225,13 @@ def _previous_fit(lake: Lake) -> tuple[np.ndarray, float, set[str]] | None:
     return matrix, float(frame["reference_mean_distance"][0]), set(fitted)
 
 
-def _centroids(fit: Clustering) -> pl.DataFrame:
+def _centroids(fit: Clustering, fitted_on: int) -> pl.DataFrame:
     return pl.DataFrame(
         {
             "cluster_id": np.arange(fit.k, dtype=np.int32),
             "centroid": [c.tolist() for c in fit.centroids],
             "reference_mean_distance": [fit.unseen_distance] * fit.k,
-            "fitted_on": [len(fit.labels)] * fit.k,
+            "fitted_on": [fitted_on] * fit.k,
         }
     )
 
