@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -19,6 +18,7 @@ from typing import Any
 import polars as pl
 
 from assets.mixed.card import STAGE_DROPS, drop_reasons
+from assets.plotting import png_bytes, pyplot
 from resources.lake import Lake
 
 STAGES = (
@@ -202,40 +202,23 @@ def _esc(value: Any) -> str:
 
 
 def _bar(labels: list[str], values: list[float], xlabel: str) -> bytes:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, max(1.8, 0.28 * len(labels))), dpi=80)
     ax.barh([str(label) for label in labels], values)
     ax.invert_yaxis()
     ax.set_xlabel(xlabel)
     ax.tick_params(axis="y", labelsize=7)
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def _histogram(groups: dict[str, list[float]]) -> bytes:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 3), dpi=80)
     for name, values in groups.items():
         ax.hist(values, bins=20, alpha=0.6, label=f"{name} ({len(values)})")
     ax.set_xlabel("combined quality score")
     ax.legend()
-    return _png(fig)
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _png(fig) -> bytes:
-    buffer = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buffer, format="png")
-    _pyplot().close(fig)
-    return buffer.getvalue()
+    return png_bytes(fig)
 
 
 def _img(png: bytes) -> str:

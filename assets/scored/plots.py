@@ -2,32 +2,16 @@
 
 from __future__ import annotations
 
-import io
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _png(fig) -> bytes:
-    buffer = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buffer, format="png")
-    _pyplot().close(fig)
-    return buffer.getvalue()
+from assets.plotting import png_bytes, pyplot
 
 
 def histograms(columns: Mapping[str, np.ndarray], bins: int = 20) -> bytes:
     """One small histogram per score (NaNs left out)."""
-    plt = _pyplot()
+    plt = pyplot()
     n = max(len(columns), 1)
     cols = min(n, 3)
     rows = (n + cols - 1) // cols
@@ -39,14 +23,14 @@ def histograms(columns: Mapping[str, np.ndarray], bins: int = 20) -> bytes:
         ax.tick_params(labelsize=7)
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def classifier_evaluation(labels: np.ndarray, heldout: np.ndarray, auc: float | None) -> bytes:
     """ROC curve of the out-of-fold scores, and their distribution per class."""
     from sklearn.metrics import roc_curve
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(8, 3.2), dpi=80)
     seen = np.isfinite(heldout)
     if seen.any() and len(np.unique(labels[seen])) == 2:
@@ -60,12 +44,12 @@ def classifier_evaluation(labels: np.ndarray, heldout: np.ndarray, auc: float | 
         right.hist(heldout[seen & (labels == label)], bins=15, range=(0, 1), alpha=0.6, label=name)
     right.set_title("out-of-fold P(reference)")
     right.legend(fontsize=7)
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def rating_agreement(panels: Sequence[tuple[str, np.ndarray, np.ndarray, float | None]]) -> bytes:
     """Per dimension: LLM rating against the head's out-of-fold prediction."""
-    plt = _pyplot()
+    plt = pyplot()
     n = max(len(panels), 1)
     fig, axes = plt.subplots(1, n, figsize=(2.8 * n, 2.8), dpi=80, squeeze=False)
     for ax, (name, ratings, heldout, rho) in zip(axes.flat, panels, strict=False):
@@ -76,4 +60,4 @@ def rating_agreement(panels: Sequence[tuple[str, np.ndarray, np.ndarray, float |
         ax.set_xlabel("LLM rating", fontsize=7)
         ax.set_ylabel("held-out prediction", fontsize=7)
         ax.tick_params(labelsize=7)
-    return _png(fig)
+    return png_bytes(fig)
