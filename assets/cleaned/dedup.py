@@ -26,7 +26,7 @@ from assets.cleaned.minhash import (
 from assets.documents import DROPPED_SCHEMA
 from resources.lake import Lake
 
-DEDUP_CODE_VERSION = "dedup-2"
+DEDUP_CODE_VERSION = "dedup-3"  # 3: datatrove's shingles, SHA-1 and permutations
 KEEP_POLICIES = ("earliest", "longest", "best_quality")
 PREFILTER_MARGIN = 0.2  # candidates whose estimate is this far below the threshold are skipped
 
@@ -65,7 +65,7 @@ class DedupPolicy:
 
     def key(self) -> str:
         m = self.minhash
-        return f"w{m.ngram}-b{m.bands}x{m.rows}-s{m.seed}-t{m.threshold}-{m.confirm}"
+        return f"w{m.ngram}-b{m.bands}x{m.rows}-s{m.seed}-t{m.threshold}-{m.confirm}-sha1"
 
 
 @dataclass
@@ -146,22 +146,34 @@ def _previous_state(
 def _sign(
     lake: Lake, hasher: MinHasher, shards: list[str], versions: dict[str, str], key: str
 ) -> pl.DataFrame:
-    rows: list[dict] = []
+    """Signatures of every document of the shards, as one (documents x hashes) uint64 matrix;
+    documents too short to shingle get none, as in datatrove."""
+    ids: list[str] = []
+    shard_of: list[str] = []
+    rows: list[np.ndarray] = []
     for shard in shards:
         for doc in lake.iter_rows(
             "cleaned_documents", partitions=[shard], columns=["doc_id", "text"]
         ):
-            rows.append(
-                {
-                    "doc_id": doc["doc_id"],
-                    "shard": shard,
-                    "shard_version": versions[shard],
-                    "config": key,
-                    "signature": hasher.signature(doc["text"]).tolist(),
-                }
-            )
-    schema = signature_schema(hasher.config.num_hashes)
-    return pl.from_arrow(pa.Table.from_pylist(rows, schema=schema))
+            signature = hasher.signature(doc["text"])
+            if signature is not None:
+                ids.append(doc["doc_id"])
+                shard_of.append(shard)
+                rows.append(signature)
+    width = hasher.config.num_hashes
+    matrix = np.vstack(rows) if rows else np.empty((0, width), dtype=np.uint64)
+    signatures = pa.FixedSizeListArray.from_arrays(pa.array(matrix.ravel()), width)
+    table = pa.Table.from_arrays(
+        [
+            pa.array(ids, pa.string()),
+            pa.array(shard_of, pa.string()),
+            pa.array([versions[s] for s in shard_of], pa.string()),
+            pa.array([key] * len(ids), pa.string()),
+            signatures,
+        ],
+        schema=signature_schema(width),
+    )
+    return pl.from_arrow(table)
 
 
 def _near_pairs(

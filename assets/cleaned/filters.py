@@ -8,8 +8,10 @@ Each filter returns a `Verdict` naming the first failed check with its measured 
 threshold, and every value it measured along the way, which the scored stage reuses.
 
 Speed, without changing a decision: words are split once per text (memoised per distinct
-chunk), duplicates are counted with sets rather than Python loops, n-grams are built as tuples
-at C speed, and per-word properties are memoised.
+chunk, see ``words.py``), duplicates are counted with sets rather than Python loops, the word
+n-grams of Gopher's repetition checks become integers (word ids for the top n-grams, substring
+hashes of the joined words for the duplicated ones, checked string by string) so that numpy
+finds the repeats, and per-word properties are memoised (all memos are bounded).
 
 Where we differ from datatrove on purpose:
 
@@ -31,10 +33,12 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from itertools import compress, count, islice
-from operator import itemgetter, ne
+from operator import eq, itemgetter, ne
+
+import numpy as np
 
 from assets.cleaned.punctuation import PUNCTUATION, TERMINAL
-from assets.cleaned.words import base_language, splitter_for
+from assets.cleaned.words import base_language, make_room, splitter_for
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,19 +204,24 @@ _DELETE_PUNCTUATION = dict.fromkeys(map(ord, PUNCTUATION))
 class _WordProperty(dict):
     """Per-word memo of a boolean property (words repeat a lot across documents)."""
 
-    def __init__(self, fn: Callable[[str], bool], limit: int = 1_000_000) -> None:
+    def __init__(self, fn: Callable[[str], bool], limit: int = 200_000) -> None:
         super().__init__()
         self._fn, self._limit = fn, limit
 
     def __missing__(self, word: str) -> bool:
-        if len(self) >= self._limit:
-            self.clear()
+        make_room(self, 1, self._limit)
         value = self[word] = self._fn(word)
         return value
 
 
 _HAS_NON_SYMBOL = _WordProperty(lambda w: bool(w.translate(_DELETE_PUNCTUATION)))
 _HAS_ALPHA = _WordProperty(lambda w: any(c.isalpha() for c in w))
+
+
+def clear_word_memos() -> None:
+    """Forget the memoised word properties (benchmarks start from cold memos)."""
+    _HAS_NON_SYMBOL.clear()
+    _HAS_ALPHA.clear()
 
 
 def _drop(
@@ -237,10 +246,137 @@ def _shifted(words: list[str], n: int) -> Iterable[tuple[str, ...]]:
     return zip(*(islice(words, i, None) for i in range(n)), strict=False)
 
 
-def top_ngram_chars(words: list[str], n: int) -> int | None:
-    """Characters covered by the most frequent word n-gram (Gopher): its length joined with
-    spaces times its count; the first seen wins ties, as ``Counter.most_common(1)``.
-    ``None`` when there are fewer than n words."""
+_BASE = 0x9E3779B97F4A7C15  # odd, so invertible modulo 2^64
+_BASE_INVERSE = pow(_BASE, -1, 1 << 64)
+_LENGTH_MIX = np.uint64(0xC2B2AE3D27D4EB4F)
+_SPREAD = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: the top bits pick a table slot
+
+
+def _collisions(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The positions whose key occurs more than once (ascending), their group ids, and each
+    group's first position and size. A table of counts first sets aside the keys that occur
+    once, which are most of them, so only the rest is sorted."""
+    bits = max(4, (4 * keys.size).bit_length())
+    slots = ((keys.astype(np.uint64) * _SPREAD) >> np.uint64(64 - bits)).astype(np.intp)
+    shared = np.flatnonzero(np.bincount(slots, minlength=1 << bits)[slots] > 1)
+    _, first, group, sizes = np.unique(
+        keys[shared], return_index=True, return_inverse=True, return_counts=True
+    )
+    return shared, group, shared[first], sizes
+
+
+def _powers(base: int, size: int) -> np.ndarray:
+    """base^0 .. base^(size-1) modulo 2^64 (uint64 products wrap)."""
+    steps = np.full(size, base, dtype=np.uint64)
+    steps[0] = 1
+    return np.cumprod(steps, dtype=np.uint64)
+
+
+class WordNgrams:
+    """The word n-grams of one text as integers, built once for all of Gopher's n-gram checks.
+
+    Top n-grams compare words (``Counter`` of tuples, as datatrove's space-joined grams); the
+    duplicated n-grams compare the words' concatenation, so each is a substring of the joined
+    words, hashed in O(1) from prefix sums of a polynomial hash. Hash groups are checked
+    string by string before use; a collision falls back to the string keys."""
+
+    def __init__(self, words: list[str]) -> None:
+        self.words = words
+        lengths = np.fromiter(map(len, words), np.int64, len(words))
+        self.offsets = np.concatenate(([0], np.cumsum(lengths)))
+
+    @cached_property
+    def _ids(self) -> tuple[np.ndarray, int]:
+        """Word ids in order of first occurrence, and how many distinct words there are."""
+        vocabulary = {w: i for i, w in enumerate(dict.fromkeys(self.words))}
+        ids = np.fromiter(map(vocabulary.__getitem__, self.words), np.int64, len(self.words))
+        return ids, len(vocabulary)
+
+    @cached_property
+    def _joined(self) -> str:
+        return "".join(self.words)
+
+    @cached_property
+    def _prefix_hash(self) -> tuple[np.ndarray, np.ndarray]:
+        """Prefix sums of code * base^position, and the inverse powers that shift them."""
+        codes = np.frombuffer(self._joined.encode("utf-32-le", "surrogatepass"), dtype="<u4")
+        size = codes.size + 1
+        sums = np.zeros(size, dtype=np.uint64)
+        np.cumsum(codes.astype(np.uint64) * _powers(_BASE, size)[:-1], out=sums[1:])
+        return sums, _powers(_BASE_INVERSE, size)
+
+    def top_chars(self, n: int) -> int | None:
+        """Characters covered by the most frequent word n-gram (Gopher): its length joined with
+        spaces times its count; the first seen wins ties, as ``Counter.most_common(1)``.
+        ``None`` when there are fewer than n words."""
+        m = len(self.words) - n + 1
+        if m <= 0:
+            return None
+        ids, distinct = self._ids
+        if distinct**n >= 1 << 63:  # too many distinct words to pack n of them in an int64
+            return _top_ngram_chars_counter(self.words, n)
+        codes = ids[:m].copy()
+        for k in range(1, n):
+            codes = codes * distinct + ids[k : k + m]
+        _, _, first, sizes = _collisions(codes)
+        best, start = (int(sizes.max()), 0) if sizes.size else (1, 0)
+        if best > 1:
+            start = int(first[sizes == best].min())
+        return int(self.offsets[start + n] - self.offsets[start] + n - 1) * best
+
+    def duplicated_chars(self, n: int) -> int:
+        """Characters in repeated word n-grams (Gopher), counted as datatrove's
+        ``find_all_duplicate``: n-grams are keyed by their words concatenated without separator,
+        and after a repeat the scan jumps n ahead, so overlapping repeats count once."""
+        m = len(self.words) - n + 1
+        if m <= 1:
+            return 0
+        starts, stops = self.offsets[:m], self.offsets[n : n + m]
+        sums, inverse_powers = self._prefix_hash
+        keys = (sums[stops] - sums[starts]) * inverse_powers[starts]
+        keys ^= (stops - starts).astype(np.uint64) * _LENGTH_MIX
+        shared, group, first_of_group, _ = _collisions(keys)
+        first = first_of_group[group]
+        repeat = first != shared
+        later, group, first = shared[repeat], group[repeat], first[repeat]
+        if not self._same_strings(starts, stops, later, first):
+            return _duplicated_ngram_chars_strings(self.words, n)
+        lengths = (stops - starts)[later]
+        return _scan_repeats(later.tolist(), group.tolist(), first.tolist(), lengths.tolist(), n)
+
+    def _same_strings(
+        self, starts: np.ndarray, stops: np.ndarray, later: np.ndarray, first: np.ndarray
+    ) -> bool:
+        """Whether each later n-gram's text equals its group's first one (no hash collision)."""
+        get = self._joined.__getitem__
+        mine = map(get, map(slice, starts[later].tolist(), stops[later].tolist()))
+        theirs = map(get, map(slice, starts[first].tolist(), stops[first].tolist()))
+        return all(map(eq, mine, theirs))
+
+
+def _scan_repeats(
+    later: list[int], groups: list[int], firsts: list[int], lengths: list[int], n: int
+) -> int:
+    """datatrove's left-to-right scan, visiting only positions whose key occurred before: a
+    key is already seen there if its first occurrence was not jumped over, or if an earlier
+    visit of the same key was not a repeat itself."""
+    jumped: list[tuple[int, int]] = []  # (start, stop) of the positions skipped after repeats
+    seen_later: set[int] = set()
+    repeated = idx = 0
+    for pos, group, first, length in zip(later, groups, firsts, lengths, strict=True):
+        if pos < idx:
+            continue
+        if group in seen_later or not _inside(jumped, first):
+            repeated += length
+            jumped.append((pos + 1, pos + n))
+            idx = pos + n
+        else:
+            seen_later.add(group)
+            idx = pos + 1
+    return repeated
+
+
+def _top_ngram_chars_counter(words: list[str], n: int) -> int | None:
     counts = Counter(_shifted(words, n))
     if not counts:
         return None
@@ -248,33 +384,23 @@ def top_ngram_chars(words: list[str], n: int) -> int | None:
     return (sum(map(len, gram)) + n - 1) * freq
 
 
-def duplicated_ngram_chars(words: list[str], n: int) -> int:
-    """Characters in repeated word n-grams (Gopher), counted as datatrove's
-    ``find_all_duplicate``: n-grams are keyed by their words concatenated without separator,
-    and after a repeat the scan jumps n ahead, so overlapping repeats count once.
-
-    Only positions whose key occurred before can be repeats, so the scan visits just those: a
-    key is already seen there if its first occurrence was not jumped over, or if an earlier
-    visit of the same key was not a repeat itself.
-    """
+def _duplicated_ngram_chars_strings(words: list[str], n: int) -> int:
+    """``WordNgrams.duplicated_chars`` on string keys (the fallback after a hash collision)."""
     keys = list(map("".join, _shifted(words, n)))
     first = dict(zip(reversed(keys), range(len(keys) - 1, -1, -1), strict=True))
-    later = compress(count(), map(ne, count(), map(first.__getitem__, keys)))
-    jumped: list[tuple[int, int]] = []  # (start, stop) of the positions skipped after repeats
-    seen_later: set[str] = set()
-    repeated = idx = 0
-    for pos in later:
-        if pos < idx:
-            continue
-        key = keys[pos]
-        if key in seen_later or not _inside(jumped, first[key]):
-            repeated += len(key)
-            jumped.append((pos + 1, pos + n))
-            idx = pos + n
-        else:
-            seen_later.add(key)
-            idx = pos + 1
-    return repeated
+    later = list(compress(count(), map(ne, count(), map(first.__getitem__, keys))))
+    groups = [first[keys[p]] for p in later]
+    return _scan_repeats(later, groups, groups, [len(keys[p]) for p in later], n)
+
+
+def top_ngram_chars(words: list[str], n: int) -> int | None:
+    """``WordNgrams.top_chars`` for one n."""
+    return WordNgrams(words).top_chars(n)
+
+
+def duplicated_ngram_chars(words: list[str], n: int) -> int:
+    """``WordNgrams.duplicated_chars`` for one n."""
+    return WordNgrams(words).duplicated_chars(n)
 
 
 def _inside(ranges: list[tuple[int, int]], pos: int) -> bool:
@@ -310,8 +436,9 @@ def gopher_repetition(text: str, words: list[str], cfg: GopherRepetitionConfig) 
             if limit and value > limit:
                 return _drop(f"gopher_repetition:{name}", value, limit, text, signals)
 
+    ngrams = WordNgrams(words)
     for n, limit in cfg.top_n_grams:
-        chars = top_ngram_chars(words, n)
+        chars = ngrams.top_chars(n)
         if chars is None:
             continue
         name = f"top_{n}_gram"
@@ -320,7 +447,7 @@ def gopher_repetition(text: str, words: list[str], cfg: GopherRepetitionConfig) 
             return _drop(f"gopher_repetition:{name}", value, limit, text, signals)
 
     for n, limit in cfg.dup_n_grams:
-        value = duplicated_ngram_chars(words, n) / n_chars
+        value = ngrams.duplicated_chars(n) / n_chars
         signals[f"gopher_repetition.dup_{n}_grams"] = value
         if value > limit:
             return _drop(f"gopher_repetition:dup_{n}_grams", value, limit, text, signals)

@@ -1,24 +1,40 @@
 """MinHash signatures and LSH banding for near-duplicate detection, with FineWeb's defaults.
 
-FineWeb (datatrove) hashes word 5-grams of simplified text into 112 min-hashes split into 14
-bands of 8 rows: two documents become candidates when any band matches, which catches a pair at
-Jaccard 0.8 with about 92% probability. Candidates are then confirmed on the estimated Jaccard
-(the share of equal min-hashes), so the threshold is explicit and recorded.
+FineWeb (datatrove's ``MinhashDedupSignature``) simplifies the text (lower case, numbers to
+"0", punctuation to spaces, whitespace collapsed, accents stripped), splits it into words with
+spaCy's English tokenizer, hashes each word 5-gram with the first 8 bytes of its SHA-1, and
+keeps the minimum of 112 permutations ``(a*x + b) mod 2^61-1`` whose a, b come from
+``np.random.RandomState(seed)``; the 112 minima form 14 bands of 8 rows, and two documents
+become candidates when any band matches (a pair at Jaccard 0.8 with about 92% probability).
+We compute the same signatures bit for bit, so the same documents collide as in datatrove,
+but with spaCy's words memoised per chunk (``words.py``), SHA-1 driven from C iterators and
+the permutations as one numpy product per block of shingles. Candidates can then be confirmed
+on the exact Jaccard of the shingle sets (``confirm="exact"``), or not (``"none"``, FineWeb).
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from itertools import islice
+from operator import methodcaller
 
 import numpy as np
 import xxhash
 
+from assets.cleaned.punctuation import SYMBOLS
+from assets.cleaned.words import splitter_for
+
 MERSENNE_61 = np.uint64((1 << 61) - 1)
-_PUNCT = re.compile(r"[^\w\s]+", re.UNICODE)
-_SPACE = re.compile(r"\s+")
+_NUMBERS = re.compile(r"\d+(?:[.,،٫⎖⎗⎘]\d+)?")  # re's str \d is Unicode Nd, as regex's \p{Nd}
+_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
+_GAPS = re.compile(f"[{re.escape(SYMBOLS)}\\s]+")  # symbols become spaces, spaces collapse
+_BLOCK = 1024  # shingles permuted at once: a (hashes x shingles) array of 0.9 MiB
+_SHIFT_61 = np.uint64(61)
+_DIGEST = methodcaller("digest")
 
 
 @dataclass(frozen=True)
@@ -37,41 +53,108 @@ class MinHashConfig:
         return self.bands * self.rows
 
 
+_MARKLESS: dict[str, str] = {}  # non-ASCII run -> its NFD without Mn marks (runs repeat)
+
+
+def _strip_marks(run: re.Match) -> str:
+    text = run.group()
+    out = _MARKLESS.get(text)
+    if out is None:
+        if len(_MARKLESS) >= 100_000:
+            _MARKLESS.clear()
+        nfd = unicodedata.normalize("NFD", text)
+        out = _MARKLESS[text] = "".join(c for c in nfd if unicodedata.category(c) != "Mn")
+    return out
+
+
+def clear_memos() -> None:
+    """Forget memoised text pieces and words (benchmarks start from cold memos)."""
+    _MARKLESS.clear()
+    splitter = splitter_for("en")
+    if hasattr(splitter, "clear_cache"):
+        splitter.clear_cache()
+
+
 def simplify(text: str) -> str:
-    """Lower-case, strip punctuation and accents' compatibility forms, collapse whitespace."""
-    text = unicodedata.normalize("NFKC", text).lower()
-    return _SPACE.sub(" ", _PUNCT.sub(" ", text)).strip()
+    """datatrove's ``simplify_text`` with its default ``TextNormConfig``: lower case, numbers to
+    "0", symbols to spaces, whitespace collapsed, accents stripped (NFD without Mn marks).
+    Symbols and whitespace go in one pass, and only the non-ASCII runs are decomposed, each
+    distinct run once (NFD is local: canonical reordering only moves combining marks, which
+    are not ASCII)."""
+    text = _GAPS.sub(" ", _NUMBERS.sub("0", text.lower())).strip()
+    if not text.isascii():
+        text = _NON_ASCII.sub(_strip_marks, text).strip()
+    return text
+
+
+def shingle_words(text: str) -> list[str]:
+    """The words datatrove shingles: spaCy's English tokens of the simplified text."""
+    return splitter_for("en").words(simplify(text))
+
+
+def _ngrams(words: list[str], n: int) -> Iterable[str]:
+    return map(" ".join, zip(*(islice(words, i, None) for i in range(n)), strict=False))
 
 
 def shingles(text: str, n: int) -> set[str]:
-    words = simplify(text).split(" ")
+    """Distinct word n-grams joined by spaces; none when the text has fewer than n words
+    (datatrove then writes no signature, so such a text is never a near duplicate)."""
+    return set(_ngrams(shingle_words(text), n))
+
+
+def shingle_hashes(text: str, n: int) -> np.ndarray:
+    """datatrove's ``sha1_hash64`` of every word n-gram in order, repeats included (cheaper to
+    hash than to deduplicate). When the words are the space-separated pieces of an ASCII text,
+    as for most pages, each n-gram is a slice of the encoded text and is hashed in place."""
+    simple = simplify(text)
+    words = splitter_for("en").words(simple)
     if len(words) < n:
-        return {" ".join(words)}
-    return {" ".join(words[i : i + n]) for i in range(len(words) - n + 1)}
+        return np.empty(0, dtype=np.uint64)
+    if not simple.isascii() or words != simple.split(" "):
+        return _sha1_64(map(str.encode, _ngrams(words, n)))
+    lengths = np.fromiter(map(len, words), np.int64, len(words))
+    ends = np.cumsum(lengths + 1) - 1
+    starts = (ends - lengths)[: len(words) - n + 1]
+    slices = map(slice, starts.tolist(), ends[n - 1 :].tolist())
+    return _sha1_64(map(memoryview(simple.encode()).__getitem__, slices))
+
+
+def _sha1_64(data: Iterable[bytes | memoryview]) -> np.ndarray:
+    """The first 8 bytes of each SHA-1, little-endian: datatrove's ``sha1_hash64``."""
+    digests = b"".join(map(_DIGEST, map(hashlib.sha1, data)))
+    return np.frombuffer(digests, dtype=np.uint8).reshape(-1, 20)[:, :8].copy().view("<u8")[:, 0]
 
 
 class MinHasher:
-    """Permutations (a*x + b) mod 2^61-1 over 32-bit shingle hashes, as datatrove and datasketch do.
-
-    a and b are 61-bit; the product wraps modulo 2^64 before the Mersenne modulus, which is what
-    mixes the bits (with small a the minima of all permutations would pick the same shingles).
-    """
+    """datatrove's permutations: a, b drawn by ``np.random.RandomState(seed)`` in [1, 2^61-1)
+    and [0, 2^61-1); ``a*x + b`` wraps modulo 2^64 before the Mersenne modulus, as there."""
 
     def __init__(self, config: MinHashConfig) -> None:
         self.config = config
-        rng = np.random.default_rng(config.seed)
-        self._a = rng.integers(1, MERSENNE_61, size=config.num_hashes, dtype=np.uint64)
-        self._b = rng.integers(0, MERSENNE_61, size=config.num_hashes, dtype=np.uint64)
+        gen = np.random.RandomState(config.seed)
+        size = config.num_hashes
+        self._a = gen.randint(1, MERSENNE_61, dtype=np.uint64, size=size)
+        self._b = gen.randint(0, MERSENNE_61, dtype=np.uint64, size=size)
 
-    def signature(self, text: str) -> np.ndarray:
-        grams = shingles(text, self.config.ngram)
-        hashed = np.fromiter(
-            (xxhash.xxh32_intdigest(g.encode("utf-8", "surrogatepass")) for g in grams),
-            np.uint64,
-            len(grams),
-        )
-        values = (hashed[:, None] * self._a[None, :] + self._b[None, :]) % MERSENNE_61
-        return values.min(axis=0)
+    def signature(self, text: str) -> np.ndarray | None:
+        """The 112 minima, or None for a text with fewer than ``ngram`` words (no shingle)."""
+        hashed = shingle_hashes(text, self.config.ngram)
+        if not hashed.size:
+            return None
+        blocks = range(0, hashed.size, _BLOCK)
+        return np.minimum.reduce([self._min_hashes(hashed[i : i + _BLOCK]) for i in blocks])
+
+    def _min_hashes(self, hashed: np.ndarray) -> np.ndarray:
+        """Per permutation, the minimum of ``(a*x + b) mod p`` over a block of shingle hashes.
+        ``mod p`` (p = 2^61-1) without a division: r = (y & p) + (y >> 61) is y mod p or that
+        plus p; ``min(r, r - p)`` takes r - p exactly when r >= p (else r - p wraps above r)."""
+        y = self._a[:, None] * hashed
+        y += self._b[:, None]
+        r = y & MERSENNE_61
+        y >>= _SHIFT_61
+        r += y
+        np.minimum(r, r - MERSENNE_61, out=r)
+        return r.min(axis=1)
 
     def band_keys(self, signature: np.ndarray) -> list[int]:
         """One bucket key per band; equal keys make two documents candidates."""
@@ -119,11 +202,14 @@ class BandIndex:
 
 
 def candidate_pairs(
-    docs: Iterable[tuple[str, np.ndarray]], index: BandIndex, min_estimate: float
+    docs: Iterable[tuple[str, np.ndarray | None]], index: BandIndex, min_estimate: float
 ) -> list[tuple[str, str, float]]:
-    """(earlier doc, later doc, estimate) for each doc against everything indexed before it."""
+    """(earlier doc, later doc, estimate) for each doc against everything indexed before it;
+    documents without a signature (too short to shingle) are never candidates."""
     pairs = []
     for doc_id, signature in docs:
+        if signature is None:
+            continue
         pairs += [(c, doc_id, e) for c, e in index.candidates(signature, min_estimate)]
         index.add(doc_id, signature)
     return pairs

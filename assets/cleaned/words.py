@@ -6,10 +6,14 @@ sentences per line with the same tokenizer. To reach decision parity we reproduc
 
 * Space-delimited languages: spaCy's rule-based tokenizer from ``spacy.blank(lang)`` (no model).
   spaCy tokenizes every whitespace-delimited chunk on its own (``Tokenizer._tokenize_affixes``),
-  so we tokenize each *distinct* chunk once (new chunks of a text in one spaCy call) and cache
-  the result. Only spaCy's special-case matcher looks across chunks (see
-  ``SpacyRulesSplitter``); the few places where it could, are tokenized together. The output is
-  token-for-token spaCy's (checked against datatrove on 8,692 pages in seven languages).
+  so we tokenize each *distinct* chunk once and keep the result in bounded memos. A word of
+  letters, with at most one punctuation mark on either side, is split as spaCy's own affix
+  loop would (its prefix, suffix and infix patterns and special cases decide; ``_simple``);
+  the other new chunks of a text go to spaCy in one call, read back as token offsets. spaCy
+  computes no lexical attributes for us and frees what it allocates (memory zones). Only
+  spaCy's special-case matcher looks across chunks (see ``SpacyRulesSplitter``); the few places
+  where it could, are tokenized together. The output is token-for-token spaCy's (checked
+  against datatrove on 8,692 pages in seven languages).
   A regex imitation (``[^\W\d_]+(?:'[^\W\d_]+)?|\d+(?:[.,]\d+)*|\S``) was measured and
   rejected: about 9x faster at splitting, but it gave spaCy's exact words on 3% of 1,096
   en/de/fr pages and the same Gopher/FineWeb decisions on only 76% of them.
@@ -37,9 +41,13 @@ import importlib.util
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack, contextmanager
 from functools import cache
-from itertools import chain, compress, count, filterfalse, pairwise
+from itertools import chain, compress, count, filterfalse, islice, pairwise, repeat
+from operator import not_
 from typing import Protocol
+
+import numpy as np
 
 # spaCy's Sentencizer.default_punct_chars (spacy/pipeline/sentencizer.pyx).
 SENTENCIZER_PUNCT = frozenset(
@@ -47,9 +55,12 @@ SENTENCIZER_PUNCT = frozenset(
     "𐩖𐩗𑁇𑁈𑂾𑂿𑃀𑃁𑅁𑅂𑅃𑇅𑇆𑇍𑇞𑇟𑈸𑈹𑈻𑈼𑊩𑑋𑑌𑗂𑗃𑗉𑗊𑗋𑗌𑗍𑗎𑗏𑗐𑗑𑗒𑗓𑗔𑗕𑗖𑗗𑙁𑙂𑜼𑜽𑜾𑩂𑩃𑪛𑪜𑱁𑱂𖩮𖩯𖫵𖬷𖬸𖭄𛲟𝪈｡。"
 )
 _GAP = " "  # stands for a whitespace token: neither punctuation nor sentence-final
-_CACHE_LIMIT = 500_000  # distinct chunks kept per language before the cache is reset
+# Distinct chunks each memo keeps per language: 100k cover nearly every word of running text
+# (Zipf) and hold about 60 MB per language in all the memos together.
+_CACHE_LIMIT = 100_000
 _JA_CHUNK_BYTES = 40_000  # datatrove's byte budget per SudachiPy call
 _WS_SPLIT = re.compile(r"(\s+)")
+_AFFIXED = re.compile(r"([\W\d_]?)([^\W\d_]+)([\W\d_]?)")  # letters, one character around
 
 
 class WordSplitter(Protocol):
@@ -112,10 +123,17 @@ class _ChunkCache(dict):
         self._fn = fn
 
     def __missing__(self, chunk: str) -> tuple:
-        if len(self) >= _CACHE_LIMIT:
-            self.clear()
+        make_room(self, 1, _CACHE_LIMIT)
         value = self[chunk] = self._fn(chunk)
         return value
+
+
+def make_room(cache: dict, incoming: int, limit: int) -> None:
+    """Bound a memo: when ``incoming`` more entries would pass ``limit``, forget the older half
+    (dicts keep insertion order), so the words of the text at hand stay."""
+    if len(cache) + incoming > limit:
+        for key in list(islice(cache, max(len(cache) + incoming - limit, limit // 2))):
+            del cache[key]
 
 
 class SpacyRulesSplitter:
@@ -137,23 +155,73 @@ class SpacyRulesSplitter:
         self._patterns = _special_case_patterns(self._tokenizer, self._bare)
         self._pairs = frozenset(self._patterns)
         self._effective_rules = _effective_rules_pattern(self._tokenizer, self._bare)
+        self._pieces = _special_case_pieces(self._tokenizer)
         self._reach = max((len(p) for ps in self._patterns.values() for p, _ in ps), default=0)
         self._lefts = frozenset(a for a, _ in self._pairs)
         self._rights = frozenset(b for _, b in self._pairs)
         self._edge_sets: dict[frozenset[str], int] = {frozenset(): 0}
+        self._rules = frozenset(getattr(self._tokenizer, "rules", None) or ())
+        self._prefix = getattr(self._tokenizer, "prefix_search", None)
+        self._suffix = getattr(self._tokenizer, "suffix_search", None)
+        self._infix = getattr(self._tokenizer, "infix_finditer", None)
+        self._token_match = getattr(self._tokenizer, "token_match", None)
         self._tokens = _ChunkCache(self._tokenize_chunk)
-        self._bare_tokens = _ChunkCache(lambda chunk: tuple(t.text for t in self._bare(chunk)))
+        self._bare_tokens = _ChunkCache(self._bare_chunk)
         self._last_edge = _ChunkCache(lambda chunk: self._edge_id(chunk, -1, self._lefts))
         self._first_edge = _ChunkCache(lambda chunk: self._edge_id(chunk, 0, self._rights))
         self._edges_pair = _ChunkCache(self._edge_ids_pair)
         self._transitions = _ChunkCache(self._chunk_transitions)
 
     def _tokenize_chunk(self, chunk: str) -> tuple[str, ...]:
-        return tuple(t.text for t in self._tokenizer(chunk))
+        with _memory_zone(self._tokenizer):
+            return tuple(t.text for t in self._tokenizer(chunk))
+
+    def _bare_chunk(self, chunk: str) -> tuple[str, ...]:
+        with _memory_zone(self._bare):
+            return tuple(t.text for t in self._bare(chunk))
+
+    def _single(self, chunk: str) -> bool:
+        """A word that spaCy keeps whole: no special case, and none of its prefix, suffix or
+        infix patterns matches (so ``Tokenizer._split_affixes`` leaves it as is and
+        ``_attach_tokens`` finds no infix)."""
+        return (
+            chunk not in self._rules
+            and (self._prefix is None or self._prefix(chunk) is None)
+            and (self._suffix is None or self._suffix(chunk) is None)
+            and (self._infix is None or next(self._infix(chunk), None) is None)
+        )
+
+    def _simple(self, chunk: str) -> tuple[str, ...] | None:
+        """spaCy's tokens of a word of letters with at most one other character on each side,
+        when its rules do no more than split off those characters, else None. This follows
+        ``Tokenizer._split_affixes``: the chunk is no special case and no ``token_match``; its
+        prefix is the leading character, the suffix of the rest the trailing one, and neither
+        the chunk without one of them nor the letters are a special case or have an affix or
+        infix of their own. Checking that costs half of tokenizing the chunk with spaCy."""
+        match = _AFFIXED.fullmatch(chunk) if self._bare is not None else None  # spaCy's loop
+        if match is None:
+            return None
+        lead, core, trail = match.groups()
+        if not lead and not trail:
+            return (chunk,) if self._single(chunk) else None
+        if chunk in self._rules or (self._token_match and self._token_match(chunk)):
+            return None
+        if _span(self._prefix, chunk) != len(lead) or (lead and chunk[1:] in self._rules):
+            return None
+        if _span(self._suffix, chunk[len(lead) :]) != len(trail):
+            return None
+        if (trail and chunk[:-1] in self._rules) or not self._single(core):
+            return None
+        return (lead, core, trail) if lead and trail else (lead or core, trail or core)
 
     def _plain(self, chunk: str) -> bool:
-        """No special case can apply inside ``chunk``, so spaCy's tokens are the bare ones."""
-        return self._effective_rules is None or self._effective_rules.search(chunk) is None
+        """spaCy's tokens of ``chunk`` are the bare ones: no special case can apply inside it,
+        or none did (a special case that fires leaves all its pieces among the tokens)."""
+        return (
+            self._effective_rules is None
+            or self._effective_rules.search(chunk) is None
+            or self._pieces.isdisjoint(self._tokens[chunk])
+        )
 
     def clear_cache(self) -> None:
         """Forget the memoised chunks (benchmarks start from cold caches)."""
@@ -164,13 +232,21 @@ class SpacyRulesSplitter:
 
     def _spacy_tokens(self, text: str) -> list[str]:
         """All of spaCy's tokens for ``text``, whitespace tokens included (slow path)."""
-        return [t.text for t in self._tokenizer(text)]
+        with _memory_zone(self._tokenizer):
+            return [t.text for t in self._tokenizer(text)]
 
-    def _edge_id(self, chunk: str, pos: int, allowed: frozenset[str]) -> int:
+    def _edge_id(
+        self, chunk: str, pos: int, allowed: frozenset[str], plain: bool | None = None
+    ) -> int:
         """Id (0 for none) of the set of tokens at ``pos`` of a chunk that a pattern could
         continue across a gap: spaCy's final token there or the one before special cases."""
-        bare = self._tokens if self._plain(chunk) else self._bare_tokens
-        edge = frozenset({self._tokens[chunk][pos], bare[chunk][pos]}) & allowed
+        token = self._tokens[chunk][pos]
+        if plain is None:
+            plain = self._plain(chunk)
+        bare = token if plain else self._bare_tokens[chunk][pos]
+        if token not in allowed and bare not in allowed:
+            return 0
+        edge = frozenset({token, bare}) & allowed
         return self._edge_sets.setdefault(edge, len(self._edge_sets))
 
     def _may_cross(self, chunks: list[str]) -> list[int]:
@@ -240,24 +316,30 @@ class SpacyRulesSplitter:
             k = last + 1
 
     def _prefetch(self, chunks: Iterable[str]) -> None:
-        """Tokenize the chunks not cached yet in one spaCy call, joined by newlines (a newline
-        is a token of its own, which no special-case pattern spans), instead of one call each."""
+        """Tokenize the chunks not cached yet in one spaCy call (see ``_batch_tokens``) instead
+        of one call each; also the affix-only tokens of those that need them, and the edge
+        every one of them offers ``_may_cross``."""
         missing = list(filterfalse(self._tokens.__contains__, dict.fromkeys(chunks)))
         if len(missing) < 2:
             return
-        groups: list[tuple[str, ...]] = []
-        current: list[str] = []
-        for token in self._spacy_tokens("\n".join(missing)):
-            if token == "\n":
-                groups.append(tuple(current))
-                current = []
-            else:
-                current.append(token)
-        groups.append(tuple(current))
-        if len(groups) == len(missing) and all(groups):
-            if len(self._tokens) + len(missing) > _CACHE_LIMIT:
-                self._tokens.clear()
-            self._tokens.update(zip(missing, groups, strict=True))
+        simple = list(map(self._simple, missing))
+        known = list(map(bool, simple))
+        _fill(self._tokens, list(compress(missing, known)), list(compress(simple, known)))
+        others = list(compress(missing, map(not_, known)))
+        if others:
+            _fill(self._tokens, others, _batch_tokens(self._tokenizer, others))
+        if not self._pairs:
+            return
+        plain = [k or self._plain(c) for c, k in zip(missing, known, strict=True)]
+        same = list(compress(missing, plain))
+        _fill(self._bare_tokens, same, list(map(self._tokens.__getitem__, same)))
+        rare = compress(missing, map(not_, plain))
+        rare = list(filterfalse(self._bare_tokens.__contains__, rare))
+        if len(rare) >= 2:
+            _fill(self._bare_tokens, rare, _batch_tokens(self._bare, rare))
+        rights = repeat(self._rights)
+        edges = list(map(self._edge_id, missing, repeat(0), rights, plain))
+        _fill(self._first_edge, missing, edges)
 
     def words(self, text: str) -> list[str]:
         chunks = text.split()
@@ -299,15 +381,73 @@ class SpacyRulesSplitter:
         return count
 
 
+@contextmanager
+def _memory_zone(tokenizer) -> Iterator[None]:
+    """``Language.memory_zone`` for a bare tokenizer: the strings, lexemes and cache entries
+    spaCy makes for new words are freed on exit, so its vocabulary does not grow with every new
+    chunk of a long run (our own caches are bounded). Token texts must be read inside."""
+    with ExitStack() as stack:
+        zone = getattr(tokenizer.vocab, "memory_zone", None)
+        if zone is not None:
+            mem = stack.enter_context(zone())
+            if hasattr(tokenizer, "memory_zone"):
+                stack.enter_context(tokenizer.memory_zone(mem))
+        yield
+
+
+def _batch_tokens(tokenizer, chunks: list[str]) -> list[tuple[str, ...]] | None:
+    """spaCy's tokens of each whitespace-free chunk, from one call on the chunks joined by
+    newlines (a newline is a token of its own, which no special-case pattern spans). Tokens are
+    read as (offset, length) arrays rather than Token objects, and a chunk that is one token is
+    the chunk itself; None if the tokens do not split into the chunks as expected."""
+    from spacy.attrs import IDX, LENGTH
+
+    text = "\n".join(chunks)
+    with _memory_zone(tokenizer):
+        spans = tokenizer(text).to_array([IDX, LENGTH]).astype(np.int64).reshape(-1, 2)
+    sizes = np.fromiter(map(len, chunks), np.int64, len(chunks))
+    starts = np.cumsum(sizes + 1) - sizes - 1
+    owner = np.searchsorted(starts, spans[:, 0], side="right") - 1
+    inside = spans[:, 0] < starts[owner] + sizes[owner]  # the rest are the newlines
+    spans, owner = spans[inside], owner[inside]
+    counts = np.bincount(owner, minlength=len(chunks))
+    if not counts.all() or np.any(spans.sum(axis=1) > starts[owner] + sizes[owner]):
+        return None
+    out: list[tuple[str, ...]] = [(chunk,) for chunk in chunks]
+    first = np.cumsum(counts) - counts
+    for k in np.flatnonzero(counts > 1).tolist():
+        pieces = spans[first[k] : first[k] + counts[k]].tolist()
+        out[k] = tuple(text[a : a + n] for a, n in pieces)
+    return out
+
+
+def _span(search: Callable[[str], re.Match | None] | None, text: str) -> int:
+    """Length of the affix a spaCy prefix or suffix search finds (0 for none)."""
+    match = search(text) if search is not None else None
+    return match.end() - match.start() if match is not None else 0
+
+
+def _fill(cache: dict, chunks: list[str], values: list | None) -> None:
+    """Store a batch in a chunk memo, making room first (nothing when the batch failed)."""
+    if values is None:
+        return
+    make_room(cache, len(chunks), _CACHE_LIMIT)
+    cache.update(zip(chunks, values, strict=True))
+
+
 def _load_spacy_tokenizer(language: str):
     """``spacy.blank(language).tokenizer``, or the ``xx`` one if the language needs packages
-    (e.g. ``ko``/``vi``) that are missing."""
+    (e.g. ``ko``/``vi``) that are missing. The vocabulary computes no lexical attributes (norm,
+    shape, like_num, ...) for new words: splitting never reads them, and they were 40% of the
+    time spaCy spent on a word it had not seen."""
     import spacy
 
     try:
-        return spacy.blank(language).tokenizer
+        nlp = spacy.blank(language)
     except Exception:
-        return spacy.blank("xx").tokenizer
+        nlp = spacy.blank("xx")
+    nlp.vocab.lex_attr_getters = {}
+    return nlp.tokenizer
 
 
 def _bare_tokenizer(tokenizer):
@@ -340,6 +480,14 @@ def _special_case_patterns(tokenizer, bare) -> dict[tuple[str, str], list[tuple[
         for j, pair in enumerate(pairwise(pattern), start=1):
             patterns.setdefault(pair, []).append((pattern, j))
     return patterns
+
+
+def _special_case_pieces(tokenizer) -> frozenset[str]:
+    """Every token a special case can produce."""
+    from spacy.symbols import ORTH
+
+    rules = getattr(tokenizer, "rules", None) or {}
+    return frozenset(piece[ORTH] for rule in rules.values() for piece in rule)
 
 
 def _effective_rules_pattern(tokenizer, bare) -> re.Pattern | None:

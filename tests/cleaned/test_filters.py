@@ -4,8 +4,11 @@ the word splitter, and decision parity with datatrove (the oracle, a test depend
 from __future__ import annotations
 
 import importlib.util
+import random
+from collections import Counter
 from dataclasses import replace
 
+import numpy as np
 import pytest
 
 from assets.cleaned.filters import (
@@ -15,6 +18,7 @@ from assets.cleaned.filters import (
     GopherQualityConfig,
     GopherRepetitionConfig,
     Verdict,
+    WordNgrams,
     apply_filters,
     c4_quality,
     duplicated_ngram_chars,
@@ -23,7 +27,7 @@ from assets.cleaned.filters import (
     gopher_repetition,
     top_ngram_chars,
 )
-from assets.cleaned.words import count_sentences, split_words
+from assets.cleaned.words import count_sentences, make_room, split_words, splitter_for
 
 EN = "en"
 # Only the check under test is on: 0 disables a Gopher repetition check, as in datatrove.
@@ -330,6 +334,69 @@ def test_sentence_counts_follow_spacy_sentencizer() -> None:
     assert count_sentences("Wait...  then go", EN) == 1  # "..." is not a sentence mark
     assert count_sentences("Wait.  then go", EN) == 2  # the second space is a token
     assert count_sentences("Hello (world). yes", EN) == 2
+
+
+def test_affix_shortcut_splits_as_spacy_does() -> None:
+    """Words of letters with one mark around are split without spaCy: exactly as spaCy."""
+    chunks = "word, (word) word. don't dont Mr. e.g., etc. l'été aujourd'hui U.S. «mot» (a a)"
+    chunks = [*chunks.split(), "“quote”", "vs.", "km²", "Straße:", "-word", "word-"]
+    for language in ("en", "fr", "de"):
+        splitter = splitter_for(language)
+        for chunk in chunks:
+            shortcut = splitter._simple(chunk)
+            assert shortcut is None or shortcut == splitter._tokenize_chunk(chunk), chunk
+
+
+def _reference_dup_chars(words: list[str], n: int) -> int:
+    """datatrove's ``find_all_duplicate``, verbatim in behaviour."""
+    unique, repeated, idx = set(), 0, 0
+    while idx < len(words) - n + 1:
+        gram = "".join(words[idx : idx + n])
+        if gram in unique:
+            repeated, idx = repeated + len(gram), idx + n
+        else:
+            unique.add(gram)
+            idx += 1
+    return repeated
+
+
+def _reference_top_chars(words: list[str], n: int) -> int | None:
+    grams = [" ".join(words[i : i + n]) for i in range(len(words) - n + 1)]
+    if not grams:
+        return None
+    gram, freq = Counter(grams).most_common(1)[0]
+    return len(gram) * freq
+
+
+def test_ngram_counts_match_datatrove_s_string_keys_on_random_words(monkeypatch) -> None:
+    rng = random.Random(3)
+    vocabulary = ["a", "b", "ab", "ba", "c", "bc", "abc", "é", "x"]  # concatenations collide
+    texts = [
+        [rng.choice(vocabulary[: 2 + k % 8]) for _ in range(rng.randint(0, 80))] for k in range(300)
+    ]
+    for words in texts:
+        ngrams = WordNgrams(words)
+        for n in range(5, 11):
+            assert ngrams.duplicated_chars(n) == _reference_dup_chars(words, n)
+        for n in (2, 3, 4):
+            assert ngrams.top_chars(n) == _reference_top_chars(words, n)
+    # A hash collision (here: every n-gram hashes alike) is caught and falls back to strings.
+    monkeypatch.setattr(WordNgrams, "_prefix_hash", property(_constant_hash))
+    for words in texts[:50]:
+        assert WordNgrams(words).duplicated_chars(5) == _reference_dup_chars(words, 5)
+
+
+def _constant_hash(ngrams: WordNgrams) -> tuple[np.ndarray, np.ndarray]:
+    size = len(ngrams.offsets) and int(ngrams.offsets[-1]) + 1
+    return np.zeros(size, dtype=np.uint64), np.ones(size, dtype=np.uint64)
+
+
+def test_memos_forget_their_older_half_when_full() -> None:
+    memo = {f"w{i}": i for i in range(10)}
+    make_room(memo, 1, 10)
+    assert list(memo) == [f"w{i}" for i in range(5, 10)]
+    make_room(memo, 3, 10)
+    assert len(memo) == 5
 
 
 @pytest.mark.skipif(importlib.util.find_spec("jieba") is None, reason="jieba not installed")

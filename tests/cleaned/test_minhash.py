@@ -1,9 +1,11 @@
-"""MinHash LSH on planted near duplicates of real pages, measured against exact Jaccard."""
+"""MinHash LSH on planted near duplicates of real pages, measured against exact Jaccard, and
+against datatrove's MinHash pipeline (the oracle): same signatures, same removed documents."""
 
 from __future__ import annotations
 
 import itertools
 
+import numpy as np
 import pytest
 
 from assets.cleaned.minhash import (
@@ -12,9 +14,19 @@ from assets.cleaned.minhash import (
     MinHasher,
     candidate_pairs,
     shingles,
+    simplify,
     verify_pairs,
 )
-from benchmarks.bench_minhash import planted_documents
+from benchmarks.bench_minhash import datatrove, jaccard, ours, planted_documents
+
+TRICKY = [
+    "Don't stop: we're gonna win 3,5 to 1.000.000 — c'est déjà l'été!",
+    "Ünïcödé   café\u00a0naïve\tcoöperate 2024-01-05 ２０２４ ٣٫١٤ Åström",
+    "cannot CANNOT Cannot wont won't y'all ima gotta 10km 5kg $5 50% #tag @user",
+    "Привет, мир! Это тест: ёлка, йогурт. 東京都に住んでいます。",
+    "one two three four",  # fewer than five words: no shingle, no signature
+    "",
+]
 
 
 @pytest.fixture(scope="module")
@@ -61,3 +73,43 @@ def test_incremental_search_finds_the_same_pairs_as_one_pass(planted) -> None:
     texts = dict(planted)
     incremental = {frozenset((a, b)) for a, b, _ in verify_pairs(old + new, texts, config)}
     assert incremental == _find_pairs(planted, config)
+
+
+def test_texts_too_short_to_shingle_have_no_signature_and_no_pairs() -> None:
+    hasher = MinHasher(MinHashConfig())
+    assert hasher.signature("one two three four") is None
+    assert hasher.signature("") is None
+    signed = [("a", None), ("b", None), ("c", hasher.signature("a b c d e f"))]
+    assert candidate_pairs(signed, BandIndex(hasher), 0.0) == []
+
+
+@pytest.mark.oracle
+def test_simplification_and_signatures_are_datatrove_s(planted) -> None:
+    pytest.importorskip("datatrove")
+    from datatrove.pipeline.dedup.minhash import MinhashConfig, MinhashDedupSignature
+    from datatrove.utils.hashing import HashConfig
+    from datatrove.utils.text import simplify_text
+
+    theirs = MinhashDedupSignature(
+        "unused", config=MinhashConfig(hash_config=HashConfig(hash_fc="sha1"))
+    )
+    hasher = MinHasher(MinHashConfig())
+    for text in TRICKY + [t for _, t in planted[:80]]:
+        assert simplify(text) == simplify_text(text)
+        grams = theirs.get_shingles(text)
+        signature = hasher.signature(text)
+        if grams.size == 0:
+            assert signature is None
+        else:
+            expected = np.concatenate(theirs.get_signature(grams)).astype(np.uint64)
+            assert np.array_equal(signature, expected), text[:80]
+
+
+@pytest.mark.oracle
+def test_removed_documents_agree_with_datatrove_s_pipeline(planted) -> None:
+    pytest.importorskip("datatrove")
+    removed_ours, removed_theirs = ours(planted, "none"), datatrove(planted)
+    agreement = jaccard(removed_ours, removed_theirs)
+    print(f"removed: ours {len(removed_ours)}, datatrove {len(removed_theirs)}, J={agreement}")
+    assert len(removed_theirs) >= 30
+    assert agreement >= 0.95
