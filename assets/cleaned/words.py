@@ -6,11 +6,12 @@ sentences per line with the same tokenizer. To reach decision parity we reproduc
 
 * Space-delimited languages: spaCy's rule-based tokenizer from ``spacy.blank(lang)`` (no model).
   spaCy tokenizes every whitespace-delimited chunk on its own (``Tokenizer._tokenize_affixes``),
-  so we tokenize each *distinct* chunk once and keep the result in bounded memos. A word of
-  letters, with at most one punctuation mark on either side, is split as spaCy's own affix
-  loop would (its prefix, suffix and infix patterns and special cases decide; ``_simple``);
-  the other new chunks of a text go to spaCy in one call, read back as token offsets. spaCy
-  computes no lexical attributes for us and frees what it allocates (memory zones). Only
+  so we tokenize each *distinct* chunk once and keep the result in bounded memos. A new chunk
+  is split by spaCy's own affix loop, ported line for line (``_affix_tokens``: its prefix,
+  suffix, infix, token and URL patterns decide; the suffix search is dispatched on the last
+  character, ``suffix_search.py``); the few chunks where a special case takes part go to
+  spaCy, in one call per text, read back as token offsets. spaCy computes no lexical
+  attributes for us and frees what it allocates (memory zones). Only
   spaCy's special-case matcher looks across chunks (see ``SpacyRulesSplitter``); the few places
   where it could, are tokenized together. The output is token-for-token spaCy's (checked
   against datatrove on 8,692 pages in seven languages).
@@ -49,6 +50,8 @@ from typing import Protocol
 
 import numpy as np
 
+from assets.cleaned.suffix_search import fast_suffix_search
+
 # spaCy's Sentencizer.default_punct_chars (spacy/pipeline/sentencizer.pyx).
 SENTENCIZER_PUNCT = frozenset(
     "!.?։؟۔܀܁܂߹।॥၊။።፧፨᙮᜵᜶᠃᠉᥄᥅᪨᪩᪪᪫᭚᭛᭞᭟᰻᰼᱾᱿‼‽⁇⁈⁉⸮⸼꓿꘎꘏꛳꛷꡶꡷꣎꣏꤯꧈꧉꩝꩞꩟꫰꫱꯫﹒﹖﹗！．？"
@@ -60,7 +63,6 @@ _GAP = " "  # stands for a whitespace token: neither punctuation nor sentence-fi
 _CACHE_LIMIT = 100_000
 _JA_CHUNK_BYTES = 40_000  # datatrove's byte budget per SudachiPy call
 _WS_SPLIT = re.compile(r"(\s+)")
-_AFFIXED = re.compile(r"([\W\d_]?)([^\W\d_]+)([\W\d_]?)")  # letters, one character around
 
 
 class WordSplitter(Protocol):
@@ -155,6 +157,7 @@ class SpacyRulesSplitter:
         self._patterns = _special_case_patterns(self._tokenizer, self._bare)
         self._pairs = frozenset(self._patterns)
         self._effective_rules = _effective_rules_pattern(self._tokenizer, self._bare)
+        self._effective_starts = _effective_patterns(self._tokenizer, self._bare)
         self._pieces = _special_case_pieces(self._tokenizer)
         self._reach = max((len(p) for ps in self._patterns.values() for p, _ in ps), default=0)
         self._lefts = frozenset(a for a, _ in self._pairs)
@@ -162,9 +165,13 @@ class SpacyRulesSplitter:
         self._edge_sets: dict[frozenset[str], int] = {frozenset(): 0}
         self._rules = frozenset(getattr(self._tokenizer, "rules", None) or ())
         self._prefix = getattr(self._tokenizer, "prefix_search", None)
-        self._suffix = getattr(self._tokenizer, "suffix_search", None)
+        self._suffix = fast_suffix_search(getattr(self._tokenizer, "suffix_search", None))
         self._infix = getattr(self._tokenizer, "infix_finditer", None)
+        self._infix_search = getattr(getattr(self._infix, "__self__", None), "search", None)
+        if self._infix is not None and self._infix_search is None:  # not a compiled regex's
+            self._infix_search = lambda chunk: next(self._infix(chunk), None)
         self._token_match = getattr(self._tokenizer, "token_match", None)
+        self._url_match = getattr(self._tokenizer, "url_match", None)
         self._tokens = _ChunkCache(self._tokenize_chunk)
         self._bare_tokens = _ChunkCache(self._bare_chunk)
         self._last_edge = _ChunkCache(lambda chunk: self._edge_id(chunk, -1, self._lefts))
@@ -180,39 +187,91 @@ class SpacyRulesSplitter:
         with _memory_zone(self._bare):
             return tuple(t.text for t in self._bare(chunk))
 
-    def _single(self, chunk: str) -> bool:
-        """A word that spaCy keeps whole: no special case, and none of its prefix, suffix or
-        infix patterns matches (so ``Tokenizer._split_affixes`` leaves it as is and
-        ``_attach_tokens`` finds no infix)."""
+    def _affix_tokens(self, chunk: str) -> tuple[str, ...] | None:
+        """spaCy's tokens of a chunk, by its own affix loop (``Tokenizer._split_affixes`` and
+        ``_attach_tokens``) run here on the same prefix, suffix, infix, token and URL patterns:
+        the regex searches are spaCy's, and the Doc, lexemes and strings it would build are
+        not. None when a special case is met on the way or its matcher would fire on the
+        tokens (spaCy handles those chunks)."""
+        rules, token_match = self._rules, self._token_match
+        if self._bare is None or chunk in rules:
+            return None
+        if self._no_affix(chunk):  # most words: the loop would stop at once, whole
+            return None if self._matcher_fires([chunk]) else (chunk,)
+        string, prefixes, suffixes, last_size = chunk, [], [], 0
+        while string and len(string) != last_size:
+            if token_match is not None and token_match(string):
+                break
+            if string in rules:
+                return None
+            last_size = len(string)
+            pre = _span(self._prefix, string)
+            if pre and string[pre:] in rules:
+                return None
+            suf = _span(self._suffix, string[pre:])
+            if suf and string[:-suf] in rules:
+                return None
+            if pre and suf and pre + suf <= len(string):
+                prefixes.append(string[:pre])
+                suffixes.append(string[-suf:])
+                string = string[pre:-suf]
+            elif pre:
+                prefixes.append(string[:pre])
+                string = string[pre:]
+            elif suf:
+                suffixes.append(string[-suf:])
+                string = string[:-suf]
+        if string:
+            if string in rules:
+                return None
+            prefixes += self._infix_split(string)
+        prefixes += reversed(suffixes)
+        return None if self._matcher_fires(prefixes) else tuple(prefixes)
+
+    def _no_affix(self, chunk: str) -> bool:
+        """No token pattern, prefix, suffix or infix matches: spaCy keeps the chunk whole."""
         return (
-            chunk not in self._rules
+            (self._token_match is None or not self._token_match(chunk))
             and (self._prefix is None or self._prefix(chunk) is None)
             and (self._suffix is None or self._suffix(chunk) is None)
-            and (self._infix is None or next(self._infix(chunk), None) is None)
+            and (self._infix is None or self._infix_search(chunk) is None)
         )
 
-    def _simple(self, chunk: str) -> tuple[str, ...] | None:
-        """spaCy's tokens of a word of letters with at most one other character on each side,
-        when its rules do no more than split off those characters, else None. This follows
-        ``Tokenizer._split_affixes``: the chunk is no special case and no ``token_match``; its
-        prefix is the leading character, the suffix of the rest the trailing one, and neither
-        the chunk without one of them nor the letters are a special case or have an affix or
-        infix of their own. Checking that costs half of tokenizing the chunk with spaCy."""
-        match = _AFFIXED.fullmatch(chunk) if self._bare is not None else None  # spaCy's loop
-        if match is None:
-            return None
-        lead, core, trail = match.groups()
-        if not lead and not trail:
-            return (chunk,) if self._single(chunk) else None
-        if chunk in self._rules or (self._token_match and self._token_match(chunk)):
-            return None
-        if _span(self._prefix, chunk) != len(lead) or (lead and chunk[1:] in self._rules):
-            return None
-        if _span(self._suffix, chunk[len(lead) :]) != len(trail):
-            return None
-        if (trail and chunk[:-1] in self._rules) or not self._single(core):
-            return None
-        return (lead, core, trail) if lead and trail else (lead or core, trail or core)
+    def _matcher_fires(self, tokens: list[str]) -> bool:
+        """Whether spaCy's special-case matcher finds, in these tokens, a rule whose special
+        tokens differ from its affix tokens (a match of any other rule changes nothing)."""
+        starts = self._effective_starts
+        if starts.keys().isdisjoint(tokens):
+            return False
+        for i, token in enumerate(tokens):
+            for pattern in starts.get(token, ()):
+                if tuple(tokens[i : i + len(pattern)]) == pattern:
+                    return True
+        return False
+
+    def _infix_split(self, string: str) -> list[str]:
+        """``Tokenizer._attach_tokens`` on what the affix loop left: whole if a token or URL
+        pattern matches or no infix does, else the pieces between and the infixes."""
+        if self._infix is None or self._infix_search(string) is None:
+            return [string]  # (checked first: without an infix the other checks are moot)
+        if (self._token_match is not None and self._token_match(string)) or (
+            self._url_match is not None and self._url_match(string)
+        ):
+            return [string]
+        matches = self._infix(string)
+        pieces, start = [], 0
+        for match in matches:
+            infix_start, infix_end = match.start(), match.end()
+            if infix_start == 0:  # spaCy skips an infix at the very start
+                continue
+            if infix_start != start:
+                pieces.append(string[start:infix_start])
+            if infix_start != infix_end:
+                pieces.append(string[infix_start:infix_end])
+            start = infix_end
+        if string[start:]:
+            pieces.append(string[start:])
+        return pieces
 
     def _plain(self, chunk: str) -> bool:
         """spaCy's tokens of ``chunk`` are the bare ones: no special case can apply inside it,
@@ -322,7 +381,7 @@ class SpacyRulesSplitter:
         missing = list(filterfalse(self._tokens.__contains__, dict.fromkeys(chunks)))
         if len(missing) < 2:
             return
-        simple = list(map(self._simple, missing))
+        simple = list(map(self._affix_tokens, missing))
         known = list(map(bool, simple))
         _fill(self._tokens, list(compress(missing, known)), list(compress(simple, known)))
         others = list(compress(missing, map(not_, known)))
@@ -503,6 +562,21 @@ def _effective_rules_pattern(tokenizer, bare) -> re.Pattern | None:
     return re.compile(_trie_regex(keys)) if keys else None
 
 
+def _effective_patterns(tokenizer, bare) -> dict[str, list[tuple[str, ...]]]:
+    """The matcher patterns (affix tokens) of the special cases whose tokens differ from the
+    affix rules' tokens, indexed by their first token."""
+    by_first: dict[str, list[tuple[str, ...]]] = {}
+    if bare is None:
+        return by_first
+    for rule in tokenizer.rules or {}:
+        affix_tokens = [t.text for t in bare(rule)]
+        if [t.text for t in tokenizer(rule)] != affix_tokens:
+            pattern = tuple(t for t in affix_tokens if not t.isspace())
+            if pattern:
+                by_first.setdefault(pattern[0], []).append(pattern)
+    return by_first
+
+
 def _trie_regex(keys: Iterable[str]) -> str:
     """One regex for many literal strings, factored by common prefixes so that ``re`` does
     not try each alternative at every position."""
@@ -568,8 +642,9 @@ class SudachiSplitter:
     """Japanese: SudachiPy split mode A, what spaCy's (and datatrove's) tokenizer runs."""
 
     def __init__(self) -> None:
-        from sudachipy import dictionary, tokenizer
+        from sudachipy import Morpheme, dictionary, tokenizer
 
+        self._surface = Morpheme.surface
         found = dictionary.Dictionary()
         make = getattr(found, "tokenizer", None) or found.create  # create() is deprecated in 0.7
         self._tok = make(mode=tokenizer.Tokenizer.SplitMode.A)
@@ -584,8 +659,8 @@ class SudachiSplitter:
 
     def words(self, text: str) -> list[str]:
         out: list[str] = []
-        for chunk in chunk_text_on_bytes(text):
-            out += strip_strings(chunk[a:b] for a, b in self._spans(chunk))
+        for chunk in chunk_text_on_bytes(text):  # a morpheme's surface is its slice of text
+            out += strip_strings(map(self._surface, self._tok.tokenize(chunk)))
         return out
 
     def sentence_count(self, text: str) -> int:

@@ -19,8 +19,8 @@ from assets.cleaned.filters import (
     gopher_quality,
     gopher_repetition,
 )
-from assets.cleaned.words import split_words
-from benchmarks.bench_filters import load_texts
+from assets.cleaned.words import count_sentences, split_words
+from benchmarks.bench_filters import datatrove_language, load_texts
 from tests.conftest import SAMPLE_CRAWL, SECOND_CRAWL
 
 datatrove = pytest.importorskip("datatrove")
@@ -72,6 +72,20 @@ def test_each_filter_agrees_with_datatrove_on_99_percent(crawl) -> None:
     assert len(texts) >= 100
     rates = {name: sum(v) / len(v) for name, v in agree.items()}
     assert all(rate >= 0.99 for rate in rates.values()), rates
+
+
+@pytest.mark.parametrize("crawl", [SAMPLE_CRAWL, SECOND_CRAWL], ids=["sample", "second"])
+def test_words_and_sentences_are_datatrove_s_token_for_token(crawl) -> None:
+    """Every page's words, and the sentence counts of its first lines, as datatrove's
+    tokenizer for the language gives them (what all four filters count on)."""
+    from datatrove.utils.word_tokenizers import load_word_tokenizer
+
+    texts = load_texts([crawl])
+    for text, language in texts:
+        theirs = load_word_tokenizer(datatrove_language(language))
+        assert split_words(text, language) == theirs.word_tokenize(text), text[:80]
+        for line in filter(None, map(str.strip, text.splitlines()[:10])):
+            assert count_sentences(line, language) == len(theirs.sent_tokenize(line)), line
 
 
 def test_chain_records_the_failing_rule_value_and_threshold() -> None:
