@@ -76,13 +76,15 @@ def run_shard(shard: str, run_config: dict | None = None) -> bool:
     return result.success
 
 
-def run_corpus(run_config: dict | None = None) -> bool:
+def run_corpus(run_config: dict | None = None, assets: list[str] | None = None) -> bool:
+    """One run of the corpus job: every corpus asset, or only ``assets``."""
     instance = ensure_instance()
     result = dg.execute_job(
         dg.reconstructable(corpus_job),
         instance,
         run_config=run_config,
         tags={"foundry/launched_by": "foundry run"},
+        asset_selection=[dg.AssetKey(name) for name in assets] if assets else None,
     )
     return result.success
 

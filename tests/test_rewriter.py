@@ -11,7 +11,6 @@ from assets.rephrased.quality import QualityPolicy
 from assets.rephrased.rewrite import ChunkLimits, RewriteKey, rewrite_batch
 from assets.rephrased.styles import get_style
 from resources.langid import LanguageIdentifier
-from resources.rewriter import VLLMRewriter
 
 pytestmark = pytest.mark.slow
 
@@ -33,8 +32,8 @@ DOCS = [
 ]
 
 
-def test_rewrites_carry_their_provenance_and_pass_or_fail_qc() -> None:
-    rewriter = VLLMRewriter(max_tokens=256, max_model_len=1024)
+def test_rewrites_carry_their_provenance_and_pass_or_fail_qc(in_process_model) -> None:
+    rewriter = in_process_model.model_copy(update={"max_tokens": 256})
     style = get_style("wrap_wikipedia")
     items = list(
         rewrite_batch(
@@ -62,12 +61,11 @@ def test_rewrites_carry_their_provenance_and_pass_or_fail_qc() -> None:
             assert item["text"].strip().upper() != "BANANA"
 
 
-@pytest.mark.parametrize("backend", ["engine"])
-def test_every_style_produces_a_recorded_outcome(backend: str) -> None:
+def test_every_style_produces_a_recorded_outcome(in_process_model) -> None:
     """Every style in styles.toml runs; each outcome is a row or a drop with its reason."""
     from assets.rephrased.styles import load_styles
 
-    rewriter = VLLMRewriter(max_tokens=192, max_model_len=1024)
+    rewriter = in_process_model.model_copy(update={"max_tokens": 192})
     outcomes = {}
     for style in load_styles().values():
         (item,) = rewrite_batch(

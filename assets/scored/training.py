@@ -64,7 +64,8 @@ def rating_targets(
 
     `ratings`: long (doc_id, dimension, score); `embedded`: doc_id, embedding."""
     ids = sorted(set(ratings["doc_id"]) & set(embedded["doc_id"]))
-    order = pl.DataFrame({"doc_id": ids}).join(embedded, on="doc_id", how="left")
+    order = pl.DataFrame({"doc_id": ids}, schema={"doc_id": pl.String})
+    order = order.join(embedded, on="doc_id", how="left")
     vectors = (
         np.asarray(order["embedding"].to_numpy(), dtype=np.float32)
         if ids

@@ -60,3 +60,18 @@ def test_heads_per_dimension_and_clipped_predictions() -> None:
     assert [r.dimension for r in reports] == ["educational_value", "writing_style"]
     scores = predict(heads, vectors * 100)
     assert scores["educational_value"].min() >= 0.0 and scores["educational_value"].max() <= 5.0
+
+
+def test_nothing_rated_gives_no_targets_and_no_heads() -> None:
+    """A corpus run with the rater off (sample_size 0) reads back an empty, untyped table."""
+    import polars as pl
+
+    from assets.scored.training import rating_targets
+
+    ratings = pl.DataFrame({"doc_id": [], "dimension": [], "score": []})
+    embedded = pl.DataFrame({"doc_id": ["a"], "embedding": [[0.1, 0.2]]})
+    vectors, targets, ids = rating_targets(ratings, embedded, ["educational_value"])
+    assert ids == [] and vectors.shape[0] == 0
+    assert targets["educational_value"][0].size == 0
+    heads, evaluations = fit_heads(vectors, targets, 5, 0)
+    assert not heads and [e.n_rated for e in evaluations] == [0]

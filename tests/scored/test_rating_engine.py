@@ -3,23 +3,16 @@
 import pytest
 
 from assets.scored.ratings import rate
-from resources.rewriter import VLLMRewriter
 
 pytestmark = pytest.mark.slow
 
 
-def test_real_model_answers_in_the_taught_format(faq_en: list[str]) -> None:
-    rater = VLLMRewriter(temperature=0.0, top_p=1.0, max_tokens=8, max_model_len=1024)
+def test_real_model_answers_in_the_taught_format(faq_en: list[str], in_process_model) -> None:
+    rater = in_process_model.model_copy(update={"temperature": 0.0, "top_p": 1.0, "max_tokens": 8})
     docs = [{"doc_id": f"faq-{i}", "text": text} for i, text in enumerate(faq_en[:3])]
-    try:
-        rows = rate(
-            docs,
-            ["educational_value", "writing_style"],
-            rater.chat,
-            lambda t: rater.truncate(t, 96),
-        )
-    finally:
-        rater.teardown_after_execution(None)
+    rows = rate(
+        docs, ["educational_value", "writing_style"], rater.chat, lambda t: rater.truncate(t, 96)
+    )
     assert [(r["doc_id"], r["dimension"]) for r in rows] == [
         (d["doc_id"], dim) for d in docs for dim in ("educational_value", "writing_style")
     ]
