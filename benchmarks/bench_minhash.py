@@ -32,7 +32,7 @@ from assets.cleaned.minhash import (
     clear_memos,
     verify_pairs,
 )
-from benchmarks.bench_filters import fastest, load_texts, timed
+from benchmarks.bench_filters import fastest, load_texts, speed_figures, timed
 
 
 def planted_documents(seed: int = 7, min_words: int = 20) -> list[tuple[str, str]]:
@@ -131,16 +131,11 @@ def run(repeats: int = 3) -> dict:
         clear_memos()
         exact.append(timed(lambda: ours(docs, "exact")))
         theirs.append(timed(lambda: datatrove(docs, tokenizer)))
-    mine, mine_warm, confirmed, dt = fastest(cold), fastest(warm), fastest(exact), fastest(theirs)
+    mine, confirmed, dt = fastest(cold), fastest(exact), fastest(theirs)
     return {
         "docs": len(docs),
         "repeats": repeats,
-        "ours_docs_per_cpu_s": round(len(docs) / mine.cpu_s, 1),
-        "ours_warm_docs_per_cpu_s": round(len(docs) / mine_warm.cpu_s, 1),
-        "datatrove_docs_per_cpu_s": round(len(docs) / dt.cpu_s, 1),
-        "speedup": round(dt.cpu_s / mine.cpu_s, 2),
-        "speedup_warm": round(dt.cpu_s / mine_warm.cpu_s, 2),
-        "speedup_wall": round(min(t.wall_s for t in theirs) / min(t.wall_s for t in cold), 2),
+        **speed_figures(len(docs), cold, warm, theirs),
         "ours_exact_confirm_docs_per_cpu_s": round(len(docs) / confirmed.cpu_s, 1),
         "removed_ours": len(mine.result),
         "removed_datatrove": len(dt.result),
