@@ -156,8 +156,9 @@ class SpacyRulesSplitter:
         self._bare = _bare_tokenizer(self._tokenizer)
         self._patterns = _special_case_patterns(self._tokenizer, self._bare)
         self._pairs = frozenset(self._patterns)
-        self._effective_rules = _effective_rules_pattern(self._tokenizer, self._bare)
-        self._effective_starts = _effective_patterns(self._tokenizer, self._bare)
+        effective = _effective_rules(self._tokenizer, self._bare)
+        self._effective_rules = _effective_rules_pattern(effective)
+        self._effective_starts = _effective_patterns(effective)
         self._pieces = _special_case_pieces(self._tokenizer)
         self._reach = max((len(p) for ps in self._patterns.values() for p, _ in ps), default=0)
         self._lefts = frozenset(a for a, _ in self._pairs)
@@ -172,7 +173,7 @@ class SpacyRulesSplitter:
             self._infix_search = lambda chunk: next(self._infix(chunk), None)
         self._token_match = getattr(self._tokenizer, "token_match", None)
         self._url_match = getattr(self._tokenizer, "url_match", None)
-        self._tokens = _ChunkCache(self._tokenize_chunk)
+        self._tokens = _ChunkCache(lambda c: self._affix_tokens(c) or self._tokenize_chunk(c))
         self._bare_tokens = _ChunkCache(self._bare_chunk)
         self._last_edge = _ChunkCache(lambda chunk: self._edge_id(chunk, -1, self._lefts))
         self._first_edge = _ChunkCache(lambda chunk: self._edge_id(chunk, 0, self._rights))
@@ -381,9 +382,9 @@ class SpacyRulesSplitter:
         missing = list(filterfalse(self._tokens.__contains__, dict.fromkeys(chunks)))
         if len(missing) < 2:
             return
-        simple = list(map(self._affix_tokens, missing))
-        known = list(map(bool, simple))
-        _fill(self._tokens, list(compress(missing, known)), list(compress(simple, known)))
+        split = list(map(self._affix_tokens, missing))
+        known = list(map(bool, split))
+        _fill(self._tokens, list(compress(missing, known)), list(compress(split, known)))
         others = list(compress(missing, map(not_, known)))
         if others:
             _fill(self._tokens, others, _batch_tokens(self._tokenizer, others))
@@ -549,31 +550,30 @@ def _special_case_pieces(tokenizer) -> frozenset[str]:
     return frozenset(piece[ORTH] for rule in rules.values() for piece in rule)
 
 
-def _effective_rules_pattern(tokenizer, bare) -> re.Pattern | None:
-    """Regex of the special-case strings whose tokens differ from the affix rules' tokens: a
-    chunk containing none of them is tokenized by the affix rules alone."""
+def _effective_rules(tokenizer, bare) -> dict[str, tuple[str, ...]]:
+    """The special cases whose tokens differ from the affix rules' tokens, each with its
+    matcher pattern (its affix tokens): only these change anything when they fire."""
     if bare is None:
-        return None
-    keys = [
-        rule
-        for rule in tokenizer.rules or {}
-        if [t.text for t in tokenizer(rule)] != [t.text for t in bare(rule)]
-    ]
-    return re.compile(_trie_regex(keys)) if keys else None
-
-
-def _effective_patterns(tokenizer, bare) -> dict[str, list[tuple[str, ...]]]:
-    """The matcher patterns (affix tokens) of the special cases whose tokens differ from the
-    affix rules' tokens, indexed by their first token."""
-    by_first: dict[str, list[tuple[str, ...]]] = {}
-    if bare is None:
-        return by_first
+        return {}
+    out = {}
     for rule in tokenizer.rules or {}:
         affix_tokens = [t.text for t in bare(rule)]
         if [t.text for t in tokenizer(rule)] != affix_tokens:
-            pattern = tuple(t for t in affix_tokens if not t.isspace())
-            if pattern:
-                by_first.setdefault(pattern[0], []).append(pattern)
+            out[rule] = tuple(t for t in affix_tokens if not t.isspace())
+    return out
+
+
+def _effective_rules_pattern(effective: dict[str, tuple[str, ...]]) -> re.Pattern | None:
+    """Regex of the effective special-case strings: a chunk containing none of them is
+    tokenized by the affix rules alone."""
+    return re.compile(_trie_regex(effective)) if effective else None
+
+
+def _effective_patterns(effective: dict[str, tuple[str, ...]]) -> dict[str, list[tuple]]:
+    """The effective rules' matcher patterns, indexed by their first token."""
+    by_first: dict[str, list[tuple]] = {}
+    for pattern in filter(None, effective.values()):
+        by_first.setdefault(pattern[0], []).append(pattern)
     return by_first
 
 
