@@ -10,23 +10,52 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import polars as pl
-from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec
+from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, MetadataValue
 
 log = logging.getLogger(__name__)
 
 
+DEFAULT_MAX_DROP_SHARE = 0.95
+MIN_ROWS_FOR_DROP_SHARE = 20  # below this an input is too small for a share to mean much
+
+
 @dataclass(frozen=True)
 class Contract:
-    """What downstream stages may rely on: columns, ids and value ranges."""
+    """What downstream stages may rely on: columns, ids, value ranges, and a bound on how much of
+    its input a stage may drop (a filter that drops everything is broken, not strict)."""
 
     columns: tuple[str, ...]
     unique: tuple[str, ...] = ("doc_id",)
     not_null: tuple[str, ...] = ("doc_id",)
     ranges: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
     allowed: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    max_drop_share: float | None = DEFAULT_MAX_DROP_SHARE  # None: dropping is the point
+
+
+DROPPED_CONTRACT = Contract(
+    columns=("doc_id", "stage", "rule", "value", "threshold", "detail"),
+    unique=(),
+    not_null=("doc_id", "stage", "rule"),
+)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One failed expectation, with what an auditor needs to find the bad rows."""
+
+    table: str
+    expectation: str
+    column: str = ""
+    unexpected_count: int | None = None
+    examples: tuple = ()
+
+    def line(self) -> str:
+        where = f"{self.table}.{self.column}" if self.column else self.table
+        count = f", {self.unexpected_count} unexpected" if self.unexpected_count else ""
+        return f"{self.expectation}({where}{count})"
 
 
 def check_specs(asset: str) -> list[AssetCheckSpec]:
@@ -36,7 +65,8 @@ def check_specs(asset: str) -> list[AssetCheckSpec]:
             "contract",
             asset=asset,
             blocking=True,
-            description="great-expectations suite: schema, non-null unique ids, value ranges",
+            description="great-expectations suite on the documents and dropped tables: schema, "
+            "non-null unique ids, value ranges, drop share",
         ),
         AssetCheckSpec(
             "books_balance",
@@ -56,31 +86,54 @@ def balance_check(asset: str, rows_in: int, kept: int, dropped: int) -> AssetChe
     )
 
 
-def contract_check(asset: str, paths: Sequence[str], contract: Contract) -> AssetCheckResult:
+def contract_check(
+    asset: str,
+    paths: Sequence[str],
+    contract: Contract,
+    dropped_paths: Sequence[str] = (),
+    rows_in: int | None = None,
+    dropped: int | None = None,
+) -> AssetCheckResult:
     failures = validate(pl.scan_parquet(list(paths), glob=False), contract)
+    if dropped_paths:
+        scan = pl.scan_parquet(list(dropped_paths), glob=False)
+        failures += validate(scan, DROPPED_CONTRACT, table="dropped")
+    failures += drop_share_failures(contract, rows_in, dropped)
     return AssetCheckResult(
         check_name="contract",
         asset_key=asset,
         passed=not failures,
         severity=AssetCheckSeverity.ERROR,
-        metadata={"failed_expectations": "; ".join(failures) or "none"},
+        metadata={
+            "failed_expectations": "; ".join(f.line() for f in failures) or "none",
+            "failures": MetadataValue.json([asdict(f) for f in failures]),
+        },
     )
 
 
-def validate(frame: pl.LazyFrame, contract: Contract) -> list[str]:
+def drop_share_failures(contract: Contract, rows_in: int | None, dropped: int | None) -> list:
+    if contract.max_drop_share is None or rows_in is None or dropped is None:
+        return []
+    if rows_in < MIN_ROWS_FOR_DROP_SHARE or dropped <= contract.max_drop_share * rows_in:
+        return []
+    share = round(dropped / rows_in, 4)
+    return [Failure("dropped", f"drop_share {share} > {contract.max_drop_share}", "", dropped)]
+
+
+def validate(frame: pl.LazyFrame, contract: Contract, table: str = "documents") -> list[Failure]:
     """Run the contract as a GX suite; returns the failed expectations, empty when all pass."""
     present = frame.collect_schema().names()
     missing = [c for c in contract.columns if c not in present]
     if missing:
-        return [f"missing columns {missing}"]
+        return [Failure(table, f"missing columns {missing}")]
     wanted = sorted({*contract.unique, *contract.not_null, *contract.ranges, *contract.allowed})
     # Long text never goes to pandas: its length keeps the nulls a suite checks for.
     columns = [pl.col(c).str.len_chars() if c == "text" else pl.col(c) for c in wanted]
     df = frame.select(columns).collect().to_pandas()
-    return _run_suite(df, contract)
+    return _run_suite(df, contract, table)
 
 
-def _run_suite(df, contract: Contract) -> list[str]:
+def _run_suite(df, contract: Contract, table: str) -> list[Failure]:
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
     import great_expectations as gx
     import great_expectations.expectations as gxe
@@ -108,9 +161,15 @@ def _run_suite(df, contract: Contract) -> list[str]:
     for expectation in expectations:
         result = batch.validate(expectation)
         if not result.success:
-            failures.append(f"{expectation.expectation_type}({_column(expectation)})")
+            details = result.result or {}
+            examples = tuple(str(v)[:80] for v in details.get("partial_unexpected_list", [])[:5])
+            failures.append(
+                Failure(
+                    table,
+                    expectation.expectation_type,
+                    str(getattr(expectation, "column", "")),
+                    details.get("unexpected_count"),
+                    examples,
+                )
+            )
     return failures
-
-
-def _column(expectation) -> str:
-    return str(getattr(expectation, "column", ""))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 from typing import Any
 
@@ -23,3 +24,8 @@ def png_bytes(fig: Any) -> bytes:
     fig.savefig(buffer, format="png")
     pyplot().close(fig)
     return buffer.getvalue()
+
+
+def png_markdown(png: bytes, alt: str) -> str:
+    """The UI renders Markdown images; inline the PNG so it shows wherever the lake is."""
+    return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})"

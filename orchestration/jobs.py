@@ -1,22 +1,12 @@
-"""Two jobs: per-shard ingest (partitioned) and the corpus-wide stages that follow it."""
+"""Two jobs: per-shard ingest (partitioned) and the corpus-wide stages that follow it; both
+select their assets from the stage table in assets/stages.py."""
 
 import dagster as dg
 
-from assets.partitions import crawl_shards
+from assets.partitions import GPU_TAG_KEY, crawl_shards
+from assets.stages import ASSET_NAMES, CORPUS_ASSET_NAMES, SHARD_ASSET_NAMES
 
-SHARD_ASSET_NAMES = ("raw_documents", "cleaned_documents")
-CORPUS_ASSET_NAMES = (
-    "duplicate_clusters",
-    "rephrased_documents",
-    "document_embeddings",
-    "clusters",
-    "quality_classifier",
-    "llm_ratings",
-    "rating_scorer",
-    "quality_scores",
-    "training_mixture",
-)
-STAGE_ASSET_NAMES = SHARD_ASSET_NAMES + CORPUS_ASSET_NAMES
+STAGE_ASSET_NAMES = ASSET_NAMES
 SHARD_ASSETS = dg.AssetSelection.assets(*SHARD_ASSET_NAMES)
 CORPUS_ASSETS = dg.AssetSelection.assets(*CORPUS_ASSET_NAMES)
 
@@ -24,7 +14,7 @@ CORPUS_ASSETS = dg.AssetSelection.assets(*CORPUS_ASSET_NAMES)
 EXECUTOR = dg.multiprocess_executor.configured(
     {
         "max_concurrent": 2,
-        "tag_concurrency_limits": [{"key": "foundry/gpu", "value": "1", "limit": 1}],
+        "tag_concurrency_limits": [{"key": GPU_TAG_KEY, "value": "1", "limit": 1}],
     }
 )
 

@@ -99,8 +99,11 @@ class Catalog:
         run_id: str | None,
         code_version: str | None,
         metadata: dict | None = None,
+        current: bool = True,
     ) -> None:
-        """Make a version current in one transaction, so readers see all its tables or none."""
+        """Make a version current in one transaction, so readers see all its tables or none.
+
+        `current=False` records a version (one that failed its checks) without showing it."""
         if not tables:
             return
         now = datetime.now(UTC)
@@ -108,15 +111,17 @@ class Catalog:
         with self.connect() as con:
             con.execute("BEGIN TRANSACTION")
             first = tables[0]
-            con.execute(
-                "UPDATE versions SET is_current = false WHERE asset = ? AND partition = ?",
-                [first.asset, first.partition],
-            )
+            if current:
+                con.execute(
+                    "UPDATE versions SET is_current = false WHERE asset = ? AND partition = ?",
+                    [first.asset, first.partition],
+                )
             con.executemany(
-                "INSERT INTO versions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, true)",
-                [[*_key(t), run_id, code_version, meta, now] for t in tables],
+                "INSERT INTO versions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [[*_key(t), run_id, code_version, meta, now, current] for t in tables],
             )
-            _refresh_views(con, {t.asset for t in tables})
+            if current:
+                _refresh_views(con, {t.asset for t in tables})
             con.execute("COMMIT")
 
     def current(

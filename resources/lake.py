@@ -23,6 +23,7 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,11 @@ _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 
 class MissingUpstreamError(RuntimeError):
     """A stage asked for an asset that has never been materialized."""
+
+
+class UndeclaredReadError(RuntimeError):
+    """An asset read a table of an asset it does not list in its `deps`: Dagster's lineage, its
+    staleness and the run order would all be wrong about it."""
 
 
 class TableSink:
@@ -88,6 +94,20 @@ class TableSink:
         self._writer.close()
 
 
+@dataclass(frozen=True)
+class StagedVersion:
+    """A version whose files are in place but which no reader sees until it is committed."""
+
+    folder: str
+    tables: list[TableVersion]
+    run_id: str | None
+    code_version: str | None
+    metadata: dict[str, Any]
+
+    def table(self, name: str) -> TableVersion | None:
+        return next((t for t in self.tables if t.table_name == name), None)
+
+
 class VersionWriter:
     """The tables of one new version, written in staging until the version is published.
 
@@ -97,6 +117,7 @@ class VersionWriter:
     def __init__(self, staging: Path) -> None:
         self.staging = staging
         self.sinks: dict[str, TableSink] = {}
+        self.staged: StagedVersion | None = None  # set once the block has finished
 
     def table(self, name: str, schema: pa.Schema) -> TableSink:
         if name in self.sinks:
@@ -133,6 +154,19 @@ class Lake(ConfigurableResource):
     )
     _catalog: Catalog | None = PrivateAttr(default=None)
     _fs: Any = PrivateAttr(default=None)
+    _reader: str | None = PrivateAttr(default=None)
+    _readable: frozenset[str] | None = PrivateAttr(default=None)
+
+    def declare_reads(self, reader: str, upstream: Iterable[str]) -> None:
+        """From now on only `upstream` and the reader's own earlier versions may be read."""
+        self._reader, self._readable = reader, frozenset({reader, *upstream})
+
+    def _may_read(self, asset: str) -> None:
+        if self._readable is not None and asset not in self._readable:
+            raise UndeclaredReadError(
+                f"{self._reader} read {asset} without declaring it: add {asset!r} to the deps "
+                f"of {self._reader} (declared: {sorted(self._readable - {self._reader})})"
+            )
 
     # ---------------------------------------------------------------------------- location
 
@@ -184,6 +218,24 @@ class Lake(ConfigurableResource):
         metadata: dict | None = None,
     ) -> Iterator[VersionWriter]:
         """Write a new version; it becomes current only if the block finishes without error."""
+        with self.stage(
+            asset, partition, run_id=run_id, code_version=code_version, metadata=metadata
+        ) as writer:
+            yield writer
+        self.commit(writer.staged)
+
+    @contextmanager
+    def stage(
+        self,
+        asset: str,
+        partition: str | None = None,
+        *,
+        run_id: str | None = None,
+        code_version: str | None = None,
+        metadata: dict | None = None,
+    ) -> Iterator[VersionWriter]:
+        """Write a new version into its final place without making it current: after the block,
+        `writer.staged` holds its files for checks, then `commit` or `reject` decides."""
         check_name(asset, "asset")
         partition = partition or UNPARTITIONED
         part_dir = safe_key(partition)
@@ -199,10 +251,25 @@ class Lake(ConfigurableResource):
                 TableVersion(asset, partition, version, name, f"{final}/{name}.parquet", rows)
                 for name, rows in writer.row_counts().items()
             ]
-            self.catalog.register(tables, run_id, code_version, metadata)
+            writer.staged = StagedVersion(final, tables, run_id, code_version, metadata or {})
         finally:
             if staging.exists():
                 shutil.rmtree(staging, ignore_errors=True)
+
+    def commit(self, staged: StagedVersion | None) -> None:
+        """Make a staged version current (one catalog transaction)."""
+        if staged is not None:
+            self.catalog.register(
+                staged.tables, staged.run_id, staged.code_version, staged.metadata
+            )
+
+    def reject(self, staged: StagedVersion, reasons: dict[str, Any]) -> None:
+        """Record a staged version that failed its checks: it stays on disk and in the catalog's
+        history with the reasons, and is never current, so nothing downstream reads it."""
+        metadata = {**staged.metadata, "rejected": reasons}
+        self.catalog.register(
+            staged.tables, staged.run_id, staged.code_version, metadata, current=False
+        )
 
     def write_checkpoint(self, asset: str, key: str, tables: dict[str, pa.Table]) -> None:
         """Persist one finished batch of a long step, so a crash loses only the batch in flight.
@@ -226,6 +293,7 @@ class Lake(ConfigurableResource):
                 shutil.rmtree(staging, ignore_errors=True)
 
     def read_checkpoints(self, asset: str, table: str) -> pl.DataFrame | None:
+        self._may_read(asset)
         base = self._path(f"{check_name(asset, 'asset')}/{CHECKPOINTS}")
         name = f"{check_name(table, 'table')}.parquet"
         if not self.remote:  # the folder name itself is not a pattern ("[" in a home path)
@@ -293,6 +361,7 @@ class Lake(ConfigurableResource):
     def files(
         self, asset: str, table: str = "documents", partitions: Sequence[str] | None = None
     ) -> list[TableVersion]:
+        self._may_read(asset)
         found = self.catalog.current(asset, table, partitions)
         if not found:
             raise MissingUpstreamError(
@@ -303,6 +372,7 @@ class Lake(ConfigurableResource):
         return found
 
     def has(self, asset: str, table: str = "documents") -> bool:
+        self._may_read(asset)
         return bool(self.catalog.current(asset, table))
 
     def scan(
@@ -341,6 +411,7 @@ class Lake(ConfigurableResource):
         """Current version ids per upstream asset, so outputs name exactly what they read."""
         out: dict[str, list[str]] = {}
         for asset in assets:
+            self._may_read(asset)
             out[asset] = sorted({f.version for f in self.catalog.current(asset, "documents")})
         return out
 

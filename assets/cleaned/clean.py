@@ -8,8 +8,11 @@ naming the rule, the measured value and the threshold.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import ftfy
 
@@ -85,3 +88,69 @@ def _drop(
         detail=f"language={language}",
         url=doc["url"],
     )
+
+
+@dataclass
+class ShardReport:
+    """What one shard's cleaning did, for the materialization's metadata."""
+
+    rows_in: int = 0
+    rules: Counter[str] = field(default_factory=Counter)
+    languages: Counter[str] = field(default_factory=Counter)
+    pii: Counter[str] = field(default_factory=Counter)
+    toxicity_bins: Counter[str] = field(default_factory=Counter)
+
+
+class RowSink(Protocol):
+    def append(self, row: dict) -> None: ...
+
+
+def clean_shard(
+    docs: Iterable[dict],
+    identify: Callable[[str], tuple[str, float]],
+    policy: CleaningPolicy,
+    kept: RowSink,
+    dropped: RowSink,
+    signals: RowSink,
+) -> ShardReport:
+    """Stream one shard's raw documents through `clean_document` into the three tables."""
+    report = ShardReport()
+    for doc in docs:
+        report.rows_in += 1
+        result = clean_document(doc, identify, policy)
+        if isinstance(result, Drop):
+            dropped.append(result.row())
+            report.rules[result.rule] += 1
+            continue
+        kept.append(result.row)
+        report.languages[result.row["language"]] += 1
+        for kind in ("emails", "phones", "ips"):
+            report.pii[kind] += result.row[f"pii_{kind}"]
+        report.toxicity_bins[toxicity_bin(result.row["toxicity"])] += 1
+        for name, value in result.signals.items():
+            signals.append({"doc_id": doc["doc_id"], "signal": name, "value": value})
+    return report
+
+
+def toxicity_bin(value: float, width: float = 0.1) -> str:
+    low = min(int(value / width), int(1 / width) - 1) * width
+    return f"{low:.1f}-{low + width:.1f}"
+
+
+def toxicity_histogram(bins: Counter[str]) -> str:
+    rows = [f"| {b} | {n} | {'#' * min(n, 60)} |" for b, n in sorted(bins.items())]
+    return "\n".join(["| toxicity | documents | |", "| --- | ---: | --- |", *rows])
+
+
+def with_overrides(filters: FilterConfig, overrides: dict[str, float]) -> FilterConfig:
+    """`{"gopher_quality.min_doc_words": 30}`: one published parameter changed, type kept."""
+    for key, value in overrides.items():
+        group, _, param = key.partition(".")
+        section = getattr(filters, group, None)
+        if section is None or not hasattr(section, param):
+            raise ValueError(f"Unknown filter parameter {key!r} in filter_overrides")
+        kind = type(getattr(section, param))
+        filters = dataclasses.replace(
+            filters, **{group: dataclasses.replace(section, **{param: kind(value)})}
+        )
+    return filters

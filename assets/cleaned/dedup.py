@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Literal, get_args
 
 import numpy as np
 import polars as pl
@@ -24,10 +25,12 @@ from assets.cleaned.minhash import (
     verify_pairs,
 )
 from assets.documents import DROPPED_SCHEMA
-from resources.lake import Lake
+from assets.measures import heuristic_signals
+from resources.lake import Lake, VersionWriter
 
 DEDUP_CODE_VERSION = "dedup-3"  # 3: datatrove's shingles, SHA-1 and permutations
-KEEP_POLICIES = ("earliest", "longest", "best_quality")
+KeepPolicy = Literal["earliest", "longest", "best_quality"]
+KEEP_POLICIES = get_args(KeepPolicy)
 PREFILTER_MARGIN = 0.2  # candidates whose estimate is this far below the threshold are skipped
 
 CLUSTER_SCHEMA = pa.schema(
@@ -61,7 +64,7 @@ def signature_schema(num_hashes: int) -> pa.Schema:
 class DedupPolicy:
     minhash: MinHashConfig = field(default_factory=MinHashConfig)
     near_duplicates: bool = True
-    keep: str = "earliest"
+    keep: KeepPolicy = "earliest"
 
     def key(self) -> str:
         m = self.minhash
@@ -81,7 +84,25 @@ class DedupResult:
     seconds: float = 0.0
 
 
-def publish_duplicates(lake: Lake, policy: DedupPolicy, run_id: str | None) -> DedupResult:
+@dataclass
+class Deduplication:
+    """The tables of a new duplicate_clusters version, and what it took to make them."""
+
+    result: DedupResult
+    clusters: pl.DataFrame
+    drops: pl.DataFrame
+    pairs: pl.DataFrame
+    signatures: pl.DataFrame
+    metadata: dict
+
+    def write(self, out: VersionWriter, policy: DedupPolicy) -> None:
+        out.write("documents", self.clusters, CLUSTER_SCHEMA)
+        out.write("dropped", self.drops, DROPPED_SCHEMA)
+        out.write("pairs", self.pairs, PAIRS_SCHEMA)
+        out.write("signatures", self.signatures, signature_schema(policy.minhash.num_hashes))
+
+
+def find_duplicates(lake: Lake, policy: DedupPolicy) -> Deduplication:
     started = time.perf_counter()
     result = DedupResult()
     shards = {f.partition: f.version for f in lake.files("cleaned_documents")}
@@ -104,18 +125,24 @@ def publish_duplicates(lake: Lake, policy: DedupPolicy, run_id: str | None) -> D
     drops = duplicate_drops(clusters, policy.minhash.threshold)
     signatures = pl.concat([old_sigs, new_sigs]) if old_sigs.height else new_sigs
     meta = {"upstream": lake.versions_of(["cleaned_documents"]), "policy": policy.key()}
-    with lake.publish(
-        "duplicate_clusters", run_id=run_id, code_version=DEDUP_CODE_VERSION, metadata=meta
-    ) as out:
-        out.write("documents", clusters, CLUSTER_SCHEMA)
-        out.write("dropped", drops, DROPPED_SCHEMA)
-        out.write("pairs", pairs, PAIRS_SCHEMA)
-        out.write("signatures", signatures, signature_schema(policy.minhash.num_hashes))
     result.duplicates = drops.height
     result.kept = result.rows_in - drops.height
     result.clusters = clusters.filter(pl.col("is_kept")).height
     result.seconds = time.perf_counter() - started
-    return result
+    return Deduplication(result, clusters, drops, pairs, signatures, meta)
+
+
+def publish_duplicates(lake: Lake, policy: DedupPolicy, run_id: str | None) -> DedupResult:
+    """Find and publish at once, without the asset's checks (benchmarks and tests)."""
+    found = find_duplicates(lake, policy)
+    with lake.publish(
+        "duplicate_clusters",
+        run_id=run_id,
+        code_version=DEDUP_CODE_VERSION,
+        metadata=found.metadata,
+    ) as out:
+        found.write(out, policy)
+    return found.result
 
 
 def _previous_state(
@@ -282,8 +309,6 @@ def choose_kept(members: pl.DataFrame, docs: pl.DataFrame, keep: str, quality) -
 
 def _quality(lake: Lake, doc_ids: list[str]) -> dict[str, float]:
     """A cheap quality proxy for the keep policy: distinct-word share times punctuated lines."""
-    from assets.scored.signals import heuristic_signals
-
     texts = (
         lake.scan("cleaned_documents")
         .select("doc_id", "text")

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from itertools import islice
 from operator import methodcaller
+from typing import Literal
 
 import numpy as np
 import xxhash
@@ -46,7 +47,7 @@ class MinHashConfig:
     seed: int = 1
     # "exact": a band collision must reach `threshold` in exact Jaccard (NeMo Curator's
     # false-positive check); "none": every band collision is a duplicate, as datatrove/FineWeb do.
-    confirm: str = "exact"
+    confirm: Literal["exact", "none"] = "exact"
 
     @property
     def num_hashes(self) -> int:

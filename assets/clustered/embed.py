@@ -9,6 +9,7 @@ import polars as pl
 import pyarrow as pa
 
 from assets.documents import content_hash
+from resources.lake import Lake
 
 
 def embeddings_schema(dim: int) -> pa.Schema:
@@ -56,3 +57,10 @@ def to_table(keys: list[tuple[str, str]], model_id: str, vectors: np.ndarray) ->
 
 def load_vectors(frame: pl.DataFrame) -> np.ndarray:
     return np.asarray(frame["embedding"].to_numpy(), dtype=np.float32).reshape(frame.height, -1)
+
+
+def previous_embeddings(lake: Lake, model_id: str) -> pl.DataFrame:
+    """The last version's vectors of this model: unchanged texts are not embedded again."""
+    if not lake.has("document_embeddings"):
+        return pl.DataFrame(schema={"doc_id": pl.String, "text_hash": pl.String})
+    return lake.scan("document_embeddings").filter(pl.col("model_id") == model_id).collect()

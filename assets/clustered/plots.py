@@ -8,19 +8,19 @@ import numpy as np
 import polars as pl
 from sklearn.decomposition import PCA
 
+from assets.plotting import png_bytes, pyplot
 
-def plot_projection(vectors: np.ndarray, labels: np.ndarray, summary: pl.DataFrame, out: Path):
-    import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def plot_projection(
+    vectors: np.ndarray, labels: np.ndarray, summary: pl.DataFrame, out: Path
+) -> bytes:
+    """Writes the PNG to `out` (it ships with the version) and returns its bytes for the UI."""
     points = (
         PCA(n_components=2, random_state=0).fit_transform(vectors)
         if len(vectors) > 2
         else (np.zeros((len(vectors), 2)))
     )
-    fig, ax = plt.subplots(figsize=(7, 5), dpi=80)
+    fig, ax = pyplot().subplots(figsize=(7, 5), dpi=80)
     names = dict(zip(summary["cluster_id"].to_list(), summary["label"].to_list(), strict=True))
     for cluster_id in np.unique(labels):
         mask = labels == cluster_id
@@ -29,6 +29,6 @@ def plot_projection(vectors: np.ndarray, labels: np.ndarray, summary: pl.DataFra
         )
     ax.set_title("Documents by cluster (PCA of embeddings)")
     ax.legend(fontsize=6, loc="best", markerscale=1.5)
-    fig.tight_layout()
-    fig.savefig(out)
-    plt.close(fig)
+    png = png_bytes(fig)
+    out.write_bytes(png)
+    return png

@@ -1,7 +1,6 @@
 """Dagster definition of the mixed stage: weights over domains, a token-budgeted sample, shards."""
 
 import json
-import time
 from collections.abc import Iterator
 from typing import Literal
 
@@ -9,10 +8,10 @@ import dagster as dg
 import polars as pl
 from pydantic import Field
 
-from assets.audit.report import render_report, run_configs
-from assets.contracts import Contract, balance_check, check_specs, contract_check
+from assets.contracts import Contract, check_specs
 from assets.documents import DROPPED_SCHEMA
-from assets.mixed.card import STAGE_DROPS, drop_reasons, markdown_table, write_card
+from assets.mixed.audit_report import render_report, run_configs
+from assets.mixed.card import drop_reasons, markdown_table, write_card
 from assets.mixed.domains import load_domains, read_target_file
 from assets.mixed.methods import QuadMixParams
 from assets.mixed.plan import (
@@ -28,7 +27,9 @@ from assets.mixed.report import manifest_for, not_sampled, shard_rows
 from assets.mixed.sampling import MixturePolicy, sample_mixture
 from assets.mixed.search import SearchParams
 from assets.mixed.shards import write_shards
-from resources.lake import Lake
+from assets.publishing import Publication
+from assets.stages import assets_before, drop_tables
+from resources.lake import Lake, VersionWriter
 from resources.tokenizer import TokenCounter
 
 CODE_VERSION = "mixed-2"
@@ -38,14 +39,11 @@ CONTRACT = Contract(
     unique=("sample_id",),
     not_null=("sample_id", "doc_id", "domain", "shard"),
     ranges={"repeat": (0, None), "tokens": (1, None), "weight": (0.0, 1.0)},
+    max_drop_share=None,  # a budget smaller than the corpus leaves most documents out
 )
-UPSTREAM = [
-    "cleaned_documents",
-    "duplicate_clusters",
-    "rephrased_documents",
-    "clusters",
-    "quality_scores",
-]
+# The mixture reads every earlier stage: documents and scores, and for its card and audit report
+# every stage's versions and drop reasons.
+UPSTREAM = assets_before("training_mixture")
 
 
 class QuadMixDomain(dg.Config):
@@ -96,7 +94,7 @@ class MixedConfig(dg.Config):
 @dg.asset(
     group_name="mixed",
     code_version=CODE_VERSION,
-    deps=["clusters", "quality_scores"],
+    deps=list(UPSTREAM),
     check_specs=check_specs("training_mixture"),
     kinds={"parquet", "json"},
 )
@@ -108,7 +106,7 @@ def training_mixture(
     proxy: ProxyEvaluator,
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     """The training data: shards, a manifest, and for every sampled document where it came from."""
-    started = time.perf_counter()
+    publication = Publication(context, lake, CONTRACT, CODE_VERSION)
     policy = MixturePolicy(
         config.token_budget,
         config.temperature,
@@ -126,66 +124,61 @@ def training_mixture(
     dropped = not_sampled(docs, samples, plan)
     rounds = plan.search.table() if plan.search else None
     configs = {**run_configs(context.instance, lake), "training_mixture": config.model_dump()}
-    counts = (samples["doc_id"].n_unique(), dropped.height)
-    report = render_report(lake, manifest, configs, counts, title="Audit report: training_mixture")
-    folder = _publish(lake, context.run.run_id, docs, samples, dropped, manifest, rounds, report)
-    yield dg.MaterializeResult(
-        metadata={
+    kept = samples["doc_id"].n_unique()
+    report = render_report(
+        lake, manifest, configs, (kept, dropped.height), title="Audit report: training_mixture"
+    )
+    with publication.write(manifest) as out:
+        _write_version(out, lake, docs, samples, dropped, manifest, rounds, report)
+    folder = publication.folder
+    yield from publication.results(
+        docs.height,
+        {
             "dataset_card": dg.MetadataValue.path(f"{folder}/DATASET_CARD.md"),
             "audit_report": dg.MetadataValue.path(f"{folder}/{AUDIT_REPORT}"),
             "shards_dir": dg.MetadataValue.path(f"{folder}/shards"),
             "method": plan.method,
             "tokens": manifest["tokens"],
-            "compute_s": round(time.perf_counter() - started, 3),
             "token_budget": policy.token_budget,
             "budget_error": manifest["budget_error"],
             "weights": dg.MetadataValue.json(manifest["weights"]),
             "tokens_per_domain": dg.MetadataValue.json(manifest["tokens_per_domain"]),
             "samples": samples.height,
-            "unique_documents": samples["doc_id"].n_unique(),
+            "unique_documents": kept,
             **_search_metadata(manifest, rounds, folder),
-        }
+        },
+        kept=kept,
     )
-    files = [f.path for f in lake.files("training_mixture")]
-    yield contract_check("training_mixture", files, CONTRACT)
-    kept = samples["doc_id"].n_unique()
-    yield balance_check("training_mixture", docs.height, kept, dropped.height)
 
 
-def _publish(
+def _write_version(
+    out: VersionWriter,
     lake: Lake,
-    run_id: str,
     docs: pl.DataFrame,
     samples: pl.DataFrame,
     dropped: pl.DataFrame,
     manifest: dict,
     rounds: pl.DataFrame | None,
     audit_report: str,
-) -> str:
-    """Tables, shards, manifest, card and audit report as one new version; returns its folder."""
-    with lake.publish(
-        "training_mixture", run_id=run_id, code_version=CODE_VERSION, metadata=manifest
-    ) as out:
-        placed = write_shards(shard_rows(samples, docs), out.staging / "shards", manifest["seed"])
-        rows = samples.join(placed, left_on="sample_id", right_on="id")
-        out.write("documents", rows, rows.to_arrow().schema)
-        out.write("dropped", dropped, DROPPED_SCHEMA)
-        if rounds is not None:
-            out.write("search_rounds", rounds, rounds.to_arrow().schema)
-        shards = sorted(placed["shard"].unique().to_list())
-        (out.staging / "manifest.json").write_text(
-            json.dumps({**manifest, "shards": shards}, indent=2)
-        )
-        (out.staging / AUDIT_REPORT).write_text(audit_report)
-        write_card(
-            out.staging,
-            manifest,
-            drop_reasons(lake, [asset for _, asset in STAGE_DROPS]),
-            lake.scan("clusters", "summary").select("cluster_id", "label", "size").collect(),
-            lake.scan("cleaned_documents").group_by("language").len().sort("len").collect(),
-            rounds,
-        )
-    return lake.files("training_mixture")[0].path.rsplit("/", 1)[0]
+) -> None:
+    """Tables, shards, manifest, card and audit report, all in the one new version."""
+    placed = write_shards(shard_rows(samples, docs), out.staging / "shards", manifest["seed"])
+    rows = samples.join(placed, left_on="sample_id", right_on="id")
+    out.write("documents", rows, rows.to_arrow().schema)
+    out.write("dropped", dropped, DROPPED_SCHEMA)
+    if rounds is not None:
+        out.write("search_rounds", rounds, rounds.to_arrow().schema)
+    shards = sorted(placed["shard"].unique().to_list())
+    (out.staging / "manifest.json").write_text(json.dumps({**manifest, "shards": shards}, indent=2))
+    (out.staging / AUDIT_REPORT).write_text(audit_report)
+    write_card(
+        out.staging,
+        manifest,
+        drop_reasons(lake, [asset for _, asset in drop_tables(before="training_mixture")]),
+        lake.scan("clusters", "summary").select("cluster_id", "label", "size").collect(),
+        lake.scan("cleaned_documents").group_by("language").len().sort("len").collect(),
+        rounds,
+    )
 
 
 def _plan(

@@ -8,15 +8,6 @@ import polars.selectors as cs
 
 from resources.lake import Lake
 
-STAGE_DROPS = [
-    ("raw", "raw_documents"),
-    ("cleaned", "cleaned_documents"),
-    ("dedup", "duplicate_clusters"),
-    ("rephrased", "rephrased_documents"),
-    ("clustered", "clusters"),
-    ("mixed", "training_mixture"),
-]
-
 
 def drop_reasons(lake: Lake, assets: list[str]) -> pl.DataFrame:
     frames = [

@@ -4,9 +4,10 @@ from collections.abc import Iterator
 
 import dagster as dg
 
-from assets.contracts import Contract, balance_check, check_specs, contract_check
+from assets.contracts import Contract, check_specs
 from assets.documents import DROPPED_SCHEMA
 from assets.partitions import crawl_shards
+from assets.publishing import Publication
 from assets.raw.ingest import ingest_shard
 from assets.raw.schema import RAW_DOCUMENTS_SCHEMA
 from resources.crawl import CrawlSource
@@ -33,31 +34,19 @@ def raw_documents(
     """Records of one crawl shard with their main text, URL, fetch time, file and byte offset."""
     shard = context.partition_key
     source = crawl.fingerprint(shard)  # taken before reading: a file changed mid-run stays stale
-    with lake.publish(
-        "raw_documents", shard, run_id=context.run.run_id, code_version=CODE_VERSION
-    ) as out:
+    publication = Publication(context, lake, CONTRACT, CODE_VERSION, partition=shard)
+    with publication.write() as out:
         counts = ingest_shard(
             crawl.path_for(shard),
             shard,
             out.table("documents", RAW_DOCUMENTS_SCHEMA),
             out.table("dropped", DROPPED_SCHEMA),
         )
-    context.log.info(
-        f"{shard}: {counts.documents} documents, {counts.quarantined} quarantined "
-        f"of {counts.records} records in {counts.seconds:.1f}s"
-    )
-    yield dg.MaterializeResult(
-        metadata={
+    yield from publication.results(
+        counts.records,
+        {
             "source_fingerprint": source,
-            "records": counts.records,
-            "documents": counts.documents,
-            "quarantined": counts.quarantined,
             "quarantine_reasons": dg.MetadataValue.json(counts.reasons),
             "records_per_s": round(counts.records / max(counts.seconds, 1e-9), 1),
-            "compute_s": round(counts.seconds, 3),
-        }
+        },
     )
-    yield contract_check(
-        "raw_documents", [f.path for f in lake.files("raw_documents", partitions=[shard])], CONTRACT
-    )
-    yield balance_check("raw_documents", counts.records, counts.documents, counts.quarantined)

@@ -11,12 +11,17 @@ Ids are hashes, so id order is a seeded shuffle.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Literal, get_args
 
 import polars as pl
 
+from assets.measures import HEURISTIC_WEIGHTS, heuristic_scores, heuristic_signals
+from assets.rephrased.rewrite import RewriteKey
 from resources.lake import Lake
 
-POLICIES = ("sample", "all", "near_miss", "score_band")
+SelectionName = Literal["sample", "all", "near_miss", "score_band"]
+POLICIES = get_args(SelectionName)
 QUALITY_RULES = ("gopher_quality:", "gopher_repetition:", "c4:", "fineweb_quality:")
 
 
@@ -48,13 +53,11 @@ def near_misses(lake: Lake, margin: float) -> pl.LazyFrame:
 
 def score_band(organic: pl.LazyFrame, low: float, high: float) -> pl.LazyFrame:
     """Organic documents whose heuristic quality percentile is in [low, high)."""
-    from assets.scored.signals import DEFAULT_WEIGHTS, combine, heuristic_signals
-
     docs = organic.select("doc_id", "text", "language").collect()
     if docs.is_empty():
         return docs.lazy()
     signals = pl.DataFrame([heuristic_signals(t) for t in docs["text"]])
-    scores = combine(signals, DEFAULT_WEIGHTS)["quality_score"]
+    scores = heuristic_scores(signals, HEURISTIC_WEIGHTS)["quality_score"]
     percentile = (scores.rank("ordinal") - 1) / max(len(scores) - 1, 1)
     mask = (percentile >= low) & (percentile < high if high < 1 else percentile <= high)
     return docs.filter(mask).sort("doc_id").lazy()
@@ -75,3 +78,37 @@ def within_budget(
         spent += tokens
         chosen.append(row)
     return chosen
+
+
+@dataclass(frozen=True)
+class Selection:
+    policy: SelectionName = "sample"
+    near_miss_margin: float = 0.2  # near_miss: relative distance to the threshold
+    score_band: tuple[float, float] = (0.0, 0.5)  # score_band: percentiles [low, high)
+    max_new_documents: int = 8  # budget of new rewrites per run and style
+    max_source_tokens_total: int = 0  # token budget of sources; 0 = none
+    languages: tuple[str, ...] = ("en",)  # source languages the model handles
+
+
+def select_todo(
+    lake: Lake,
+    organic: pl.LazyFrame,
+    selection: Selection,
+    key: RewriteKey,
+    done: set[str],
+    count: Callable[[str], int],
+) -> pl.DataFrame:
+    """The policy's candidates in a stable order, minus finished work, within the budgets."""
+    pool = candidates(
+        lake, organic, selection.policy, selection.near_miss_margin, selection.score_band
+    )
+    pool = pool.filter(pl.col("language").is_in(selection.languages)).select("doc_id", "text")
+    rows = (
+        row
+        for batch in pool.collect_batches(chunk_size=1024)
+        for row in batch.iter_rows(named=True)
+        if key.rewrite_id(row["doc_id"]) not in done
+    )
+    limit = selection.max_new_documents if selection.policy != "all" else 10**12
+    chosen = within_budget(rows, limit, selection.max_source_tokens_total, count)
+    return pl.DataFrame(chosen, schema={"doc_id": pl.String, "text": pl.String})

@@ -7,7 +7,6 @@ re-run computes the same fingerprint, the stored version stays current and nothi
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import io
 import json
@@ -75,11 +74,6 @@ def load_model(lake: Lake, folder: str, filename: str) -> Any:
     """Only files this pipeline wrote into its own lake are loaded (joblib unpickles)."""
     with lake.filesystem.open(posixpath.join(folder, filename), "rb") as fh:
         return joblib.load(io.BytesIO(fh.read()))
-
-
-def png_markdown(png: bytes, alt: str) -> str:
-    """The UI renders Markdown images; inline the PNG so it shows wherever the lake is."""
-    return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})"
 
 
 def stable_sample(ids: Iterable[str], k: int, seed: int) -> list[str]:

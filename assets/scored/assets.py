@@ -10,43 +10,24 @@ reports the fingerprint as its data version, so Dagster sees nothing downstream 
 """
 
 import json
-import time
 from collections.abc import Iterator
+from typing import Literal
 
 import dagster as dg
 import numpy as np
 import polars as pl
 from pydantic import Field
 
-from assets.contracts import balance_check, check_specs, contract_check
-from assets.corpus import corpus_documents
-from assets.documents import DROPPED_SCHEMA
+from assets.contracts import check_specs
+from assets.defaults import default_of
+from assets.partitions import GPU_POOL, GPU_TAG
+from assets.plotting import png_markdown
+from assets.publishing import Publication
 from assets.scored import plots, reports
-from assets.scored.artifacts import (
-    current_artifact,
-    fingerprint,
-    ids_digest,
-    png_markdown,
-    reusable,
-    save_model,
-)
+from assets.scored.artifacts import current_artifact, fingerprint, ids_digest, reusable, save_model
 from assets.scored.classifier import ClassifierSpec, make_model, train_classifier
-from assets.scored.combine import (
-    COMBINED_WEIGHTS,
-    buckets,
-    learn_weights,
-    skilled,
-    standardise,
-    weighted,
-)
 from assets.scored.distill import fit_heads
-from assets.scored.features import (
-    CLASSIFIER_FILE,
-    HEADS_FILE,
-    corpus_batches,
-    document_features,
-    load_scorers,
-)
+from assets.scored.features import CLASSIFIER_FILE, HEADS_FILE
 from assets.scored.ratings import DIMENSIONS, prompt_hash, rate
 from assets.scored.reference import BUILTIN_PYTHON_DOCS, load_reference
 from assets.scored.schema import (
@@ -63,12 +44,11 @@ from assets.scored.schema import (
     SCORES_CONTRACT,
     frame,
 )
-from assets.scored.signals import REDPAJAMA_SIGNALS
+from assets.scored.scoring import ScoringPolicy, cluster_labels, score_corpus
 from assets.scored.training import (
     classifier_examples,
     earlier_ratings,
     head_table,
-    mean_rating,
     rating_sample,
     rating_targets,
     wide_ratings,
@@ -80,7 +60,6 @@ CODE_VERSION = "scored-2"
 CLASSIFIER_CODE_VERSION = "quality-classifier-1"
 RATINGS_CODE_VERSION = "llm-ratings-1"
 SCORER_CODE_VERSION = "rating-scorer-1"
-GPU_TAG = {"foundry/gpu": "1"}
 
 
 # --------------------------------------------------------------------------- quality classifier
@@ -123,7 +102,7 @@ def quality_classifier(
     Default reference: CPython's documentation topics, shipped with Python (PSF License), i.e.
     edited explanatory technical English; negatives are the crawl's documents in the same
     language. See assets/scored/reference.py for the choice and how to bring your own."""
-    started = time.perf_counter()
+    publication = Publication(context, lake, CLASSIFIER_CONTRACT, CLASSIFIER_CODE_VERSION)
     spec = config.spec()
     reference = load_reference(config.reference_paths, config.text_column)
     examples = classifier_examples(
@@ -136,8 +115,7 @@ def quality_classifier(
         config.languages,
         ids_digest(examples["doc_id"]),
     )
-    stored = current_artifact(lake, "quality_classifier")
-    reused = reusable(stored, wanted, lake, CLASSIFIER_FILE)
+    reused = reusable(current_artifact(lake, "quality_classifier"), wanted, lake, CLASSIFIER_FILE)
     if not reused:
         model, evaluation = train_classifier(examples["text"], examples["label"], spec)
         table = examples.select("doc_id", "source", "language", "label").with_columns(
@@ -155,25 +133,22 @@ def quality_classifier(
             "reference": json.dumps(config.reference_paths),
             "spec": json.dumps(spec.__dict__),
         }
-        with lake.publish(
-            "quality_classifier", run_id=context.run.run_id, code_version=CLASSIFIER_CODE_VERSION
-        ) as out:
+        with publication.write() as out:
             out.write("documents", table, CLASSIFIER_SCHEMA)
             out.write(
                 "metrics", frame([metrics], CLASSIFIER_METRICS_SCHEMA), CLASSIFIER_METRICS_SCHEMA
             )
-            out.write("dropped", pl.DataFrame(), DROPPED_SCHEMA)
             save_model({"model": model, "spec": spec}, out.staging / CLASSIFIER_FILE)
-    metrics = current_artifact(lake, "quality_classifier").metrics.row(0, named=True)
-    table = lake.scan("quality_classifier").collect()
+    metrics = publication.scan("metrics").collect().row(0, named=True)
+    table = publication.scan().collect()
     figure = plots.classifier_evaluation(
         table["label"].to_numpy(),
         table["heldout_score"].fill_null(np.nan).to_numpy(),
         metrics["auc"],
     )
-    context.log.info(f"quality classifier: AUC={metrics['auc']} reused={reused}")
-    yield dg.MaterializeResult(
-        metadata={
+    yield from publication.results(
+        examples.height,
+        {
             "heldout_auc": metrics["auc"],
             "auc_note": metrics["auc_reason"] or f"{metrics['folds']}-fold out-of-fold",
             "n_reference": metrics["n_reference"],
@@ -181,13 +156,9 @@ def quality_classifier(
             "reused": reused,
             "fingerprint": wanted,
             "evaluation": dg.MetadataValue.md(png_markdown(figure, "classifier evaluation")),
-            "compute_s": round(time.perf_counter() - started, 3),
         },
         data_version=dg.DataVersion(wanted),
     )
-    files = [f.path for f in lake.files("quality_classifier")]
-    yield contract_check("quality_classifier", files, CLASSIFIER_CONTRACT)
-    yield balance_check("quality_classifier", examples.height, table.height, 0)
 
 
 # --------------------------------------------------------------------------------- LLM ratings
@@ -208,7 +179,7 @@ class RatingsConfig(dg.Config):
     deps=["cleaned_documents", "duplicate_clusters", "rephrased_documents"],
     check_specs=check_specs("llm_ratings"),
     kinds={"parquet", "vllm"},
-    pool="gpu",
+    pool=GPU_POOL,
     op_tags=GPU_TAG,
 )
 def llm_ratings(
@@ -220,7 +191,7 @@ def llm_ratings(
     unknown = set(config.dimensions) - set(DIMENSIONS)
     if unknown:
         raise dg.Failure(f"Unknown rating dimensions {sorted(unknown)}; known: {list(DIMENSIONS)}")
-    started = time.perf_counter()
+    publication = Publication(context, lake, RATED_CONTRACT, RATINGS_CODE_VERSION)
     rater = rewriter.model_copy(
         update={"temperature": 0.0, "top_p": 1.0, "max_tokens": config.max_answer_tokens}
     )
@@ -253,15 +224,12 @@ def llm_ratings(
         [earlier.join(todo.select("doc_id"), on="doc_id", how="anti"), new], how="vertical_relaxed"
     ).sort("doc_id", "dimension")
     rated = wide_ratings(sample, ratings, config.dimensions)
-    with lake.publish(
-        "llm_ratings", run_id=context.run.run_id, code_version=RATINGS_CODE_VERSION
-    ) as out:
+    with publication.write() as out:
         out.write("documents", rated, RATED_SCHEMA)
         out.write("ratings", ratings, RATINGS_SCHEMA)
-        out.write("dropped", pl.DataFrame(), DROPPED_SCHEMA)
-    yield dg.MaterializeResult(
-        metadata={
-            "documents": rated.height,
+    yield from publication.results(
+        sample.height,
+        {
             "rated_this_run": todo.height,
             "reused_documents": rated.height - todo.height,
             "parsed_share": dg.MetadataValue.json(reports.parsed_share(ratings)),
@@ -269,11 +237,8 @@ def llm_ratings(
             "unparseable_examples": dg.MetadataValue.json(reports.failures(ratings)),
             "model": key["model"],
             "prompt_hash": key["prompt_hash"],
-            "compute_s": round(time.perf_counter() - started, 3),
-        }
+        },
     )
-    yield contract_check("llm_ratings", [f.path for f in lake.files("llm_ratings")], RATED_CONTRACT)
-    yield balance_check("llm_ratings", sample.height, rated.height, 0)
 
 
 # ------------------------------------------------------------------------------- rating scorer
@@ -296,7 +261,7 @@ def rating_scorer(
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     """One ridge head per rated dimension on the document embeddings (FineWeb-Edu's distilled
     annotator); held-out Spearman per dimension is recorded, null with a reason when undefined."""
-    started = time.perf_counter()
+    publication = Publication(context, lake, SCORER_CONTRACT, SCORER_CODE_VERSION)
     rated_docs = lake.scan("llm_ratings").select("doc_id").collect()
     ratings = lake.scan("llm_ratings", "ratings").select("doc_id", "dimension", "score").collect()
     embedded = (
@@ -314,12 +279,11 @@ def rating_scorer(
         ratings.sort("doc_id", "dimension").rows(),
         ids_digest(embedded["text_hash"]),
     )
-    stored = current_artifact(lake, "rating_scorer")
-    reused = reusable(stored, wanted, lake, HEADS_FILE)
+    reused = reusable(current_artifact(lake, "rating_scorer"), wanted, lake, HEADS_FILE)
     if not reused:
-        _train_heads(context, lake, ratings, embedded, config, wanted, model_ids)
-    metrics = current_artifact(lake, "rating_scorer").metrics
-    table = lake.scan("rating_scorer").collect()
+        _train_heads(publication, ratings, embedded, config, wanted, model_ids)
+    metrics = publication.scan("metrics").collect()
+    table = publication.scan().collect()
     panels = [
         (
             row["dimension"],
@@ -331,8 +295,9 @@ def rating_scorer(
     ]
     spearman = {r["dimension"]: r["spearman"] for r in metrics.iter_rows(named=True)}
     reasons = {r["dimension"]: r["spearman_reason"] for r in metrics.iter_rows(named=True)}
-    yield dg.MaterializeResult(
-        metadata={
+    yield from publication.results(
+        rated_docs.height,
+        {
             "heldout_spearman": dg.MetadataValue.json(spearman),
             "spearman_null_reasons": dg.MetadataValue.json({k: v for k, v in reasons.items() if v}),
             "n_rated": dg.MetadataValue.json(
@@ -343,19 +308,13 @@ def rating_scorer(
             "agreement": dg.MetadataValue.md(
                 png_markdown(plots.rating_agreement(panels), "held-out agreement")
             ),
-            "compute_s": round(time.perf_counter() - started, 3),
         },
         data_version=dg.DataVersion(wanted),
     )
-    yield contract_check(
-        "rating_scorer", [f.path for f in lake.files("rating_scorer")], SCORER_CONTRACT
-    )
-    yield balance_check("rating_scorer", rated_docs.height, table.height, 0)
 
 
 def _train_heads(
-    context: dg.AssetExecutionContext,
-    lake: Lake,
+    publication: Publication,
     ratings: pl.DataFrame,
     embedded: pl.DataFrame,
     config: ScorerConfig,
@@ -381,12 +340,9 @@ def _train_heads(
         SCORER_METRICS_SCHEMA,
     )
     embedding_model = model_ids[0] if model_ids else None
-    with lake.publish(
-        "rating_scorer", run_id=context.run.run_id, code_version=SCORER_CODE_VERSION
-    ) as out:
+    with publication.write() as out:
         out.write("documents", head_table(ids, targets, evaluations), SCORER_SCHEMA)
         out.write("metrics", metrics, SCORER_METRICS_SCHEMA)
-        out.write("dropped", pl.DataFrame(), DROPPED_SCHEMA)
         save_model({"heads": heads, "embedding_model": embedding_model}, out.staging / HEADS_FILE)
 
 
@@ -395,18 +351,29 @@ def _train_heads(
 
 class ScoredConfig(dg.Config):
     weights: dict[str, float] = Field(
-        default_factory=lambda: dict(COMBINED_WEIGHTS),
+        default_factory=lambda: default_of(ScoringPolicy, "weights"),
         description="Weight per standardised signal or model score in the combined score.",
     )
-    weighting: str = Field(
-        "configured", description="'configured' (weights above) or 'learned' (from LLM ratings)."
+    weighting: Literal["configured", "learned"] = Field(
+        default_of(ScoringPolicy, "weighting"),
+        description="'configured' (weights above) or 'learned' (from LLM ratings).",
     )
-    standardise_by: str = Field("language", description="'language' or 'corpus'.")
-    min_group: int = Field(3, description="Smaller language groups use corpus statistics.")
-    min_heldout_auc: float = Field(0.6, description="Classifier weighs only at this AUC or up.")
+    standardise_by: Literal["language", "corpus"] = default_of(ScoringPolicy, "standardise_by")
+    min_group: int = Field(
+        default_of(ScoringPolicy, "min_group"),
+        description="Smaller language groups use corpus statistics.",
+    )
+    min_heldout_auc: float = Field(
+        default_of(ScoringPolicy, "min_heldout_auc"),
+        description="Classifier weighs only at this AUC or up.",
+    )
     min_heldout_spearman: float = Field(
-        0.1, description="A distilled dimension weighs only at this held-out Spearman or up."
+        default_of(ScoringPolicy, "min_heldout_spearman"),
+        description="A distilled dimension weighs only at this held-out Spearman or up.",
     )
+
+    def policy(self) -> ScoringPolicy:
+        return ScoringPolicy(**self.model_dump())
 
 
 @dg.asset(
@@ -414,6 +381,8 @@ class ScoredConfig(dg.Config):
     code_version=CODE_VERSION,
     deps=[
         "cleaned_documents",
+        "duplicate_clusters",
+        "rephrased_documents",
         "document_embeddings",
         "clusters",
         "quality_classifier",
@@ -428,85 +397,33 @@ def quality_scores(
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     """Every corpus document: RedPajama-style signals, classifier and distilled rating scores,
     toxicity, one combined score (configured or learned weights) and its quintile bucket."""
-    known = {*REDPAJAMA_SIGNALS, *SCORE_COLUMNS}
-    if unknown := set(config.weights) - known:
-        raise dg.Failure(f"Unknown signals in weights: {sorted(unknown)}; known: {sorted(known)}")
-    if config.weighting not in ("configured", "learned"):
-        raise dg.Failure(f"weighting must be 'configured' or 'learned', not {config.weighting!r}")
-    if config.standardise_by not in ("language", "corpus"):
-        raise dg.Failure(
-            f"standardise_by must be 'language' or 'corpus': {config.standardise_by!r}"
-        )
-    started = time.perf_counter()
-    scorers = load_scorers(lake)
-    features = pl.concat(
-        [document_features(lake, b, scorers) for b in corpus_batches(corpus_documents(lake))],
-        how="diagonal_relaxed",
-    )
-    columns = sorted(known)
-    by = config.standardise_by if config.standardise_by == "language" else None
-    z = standardise(features, columns, by, config.min_group)
-    weights, learned_note = _weights(lake, config, features, z)
-    thresholds = {"classifier_score": config.min_heldout_auc}
-    thresholds |= {dim: config.min_heldout_spearman for dim in DIMENSIONS}
-    weights, excluded = skilled(weights, scorers.heldout, thresholds)
-    total = weighted(z, weights)
-    scores = features.with_columns(
-        pl.Series("quality_score", total), pl.Series("quality_bucket", buckets(total))
-    ).join(_clusters(lake), on="doc_id", how="left")
+    publication = Publication(context, lake, SCORES_CONTRACT, CODE_VERSION)
+    try:
+        scored = score_corpus(lake, config.policy())
+    except ValueError as error:
+        raise dg.Failure(str(error)) from error
+    scores = scored.scores
     histograms = reports.score_histograms(scores, ["quality_score", *SCORE_COLUMNS])
-    with lake.publish(
-        "quality_scores", run_id=context.run.run_id, code_version=CODE_VERSION
-    ) as out:
+    with publication.write() as out:
         out.write("documents", scores, scores.to_arrow().schema)
-        out.write("dropped", pl.DataFrame(), DROPPED_SCHEMA)
-    yield dg.MaterializeResult(
-        metadata={
-            "documents": scores.height,
+    yield from publication.results(
+        scored.rows_in,
+        {
             "missing_scores": dg.MetadataValue.json(
                 {c: scores[c].null_count() for c in SCORE_COLUMNS}
             ),
             "weighting": config.weighting,
-            "weights": dg.MetadataValue.json(weights),
-            "learned_weights_note": learned_note,
-            "excluded_for_no_heldout_skill": dg.MetadataValue.json(excluded),
+            "weights": dg.MetadataValue.json(scored.weights),
+            "learned_weights_note": scored.learned_note,
+            "excluded_for_no_heldout_skill": dg.MetadataValue.json(scored.excluded),
             "mean_score_by_origin": dg.MetadataValue.json(reports.mean_score_by(scores, "origin")),
             "mean_score_by_language": dg.MetadataValue.json(
                 reports.mean_score_by(scores, "language")
             ),
-            "cluster_quality": dg.MetadataValue.md(reports.cluster_quality(scores, _labels(lake))),
+            "cluster_quality": dg.MetadataValue.md(
+                reports.cluster_quality(scores, cluster_labels(lake))
+            ),
             "histograms": dg.MetadataValue.md(png_markdown(histograms, "score histograms")),
-            "scorer_versions": dg.MetadataValue.json(scorers.versions),
-            "compute_s": round(time.perf_counter() - started, 3),
-        }
+            "scorer_versions": dg.MetadataValue.json(scored.scorers.versions),
+        },
     )
-    yield contract_check(
-        "quality_scores", [f.path for f in lake.files("quality_scores")], SCORES_CONTRACT
-    )
-    yield balance_check("quality_scores", features.height, scores.height, 0)
-
-
-def _weights(
-    lake: Lake, config: ScoredConfig, features: pl.DataFrame, z: pl.DataFrame
-) -> tuple[dict[str, float], str]:
-    if config.weighting == "configured":
-        return dict(config.weights), "configured"
-    target = mean_rating(lake, features["doc_id"])
-    inputs = [c for c in config.weights if c not in DIMENSIONS]
-    learned = learn_weights(z, inputs, target)
-    if learned.weights is None:
-        return dict(config.weights), f"fell back to configured weights: {learned.reason}"
-    kept = {d: w for d, w in config.weights.items() if d in DIMENSIONS}
-    return {**learned.weights, **kept}, f"learned on {learned.n_rows} rated documents"
-
-
-def _clusters(lake: Lake) -> pl.DataFrame:
-    if not lake.has("clusters"):
-        return pl.DataFrame(schema={"doc_id": pl.String, "cluster_id": pl.Int32})
-    return lake.scan("clusters").select("doc_id", "cluster_id").collect()
-
-
-def _labels(lake: Lake) -> pl.DataFrame:
-    if not lake.has("clusters", "summary"):
-        return pl.DataFrame(schema={"cluster_id": pl.Int32, "label": pl.String})
-    return lake.scan("clusters", "summary").select("cluster_id", "label").collect()

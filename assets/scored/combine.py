@@ -23,8 +23,6 @@ import numpy as np
 import polars as pl
 from sklearn.linear_model import Ridge
 
-N_BUCKETS = 5
-LOG_SCALED = frozenset({"rps_doc_word_count", "rps_doc_num_sentences"})
 MIN_LEARN_ROWS = 8
 
 # Meta-rater style weights over standardised signals: + favours, - penalises.
@@ -49,28 +47,6 @@ COMBINED_WEIGHTS: dict[str, float] = {
 }
 
 
-def standardise(
-    frame: pl.DataFrame, columns: Sequence[str], by: str | None, min_group: int
-) -> pl.DataFrame:
-    """z-scores per column (nulls -> 0), within `by` groups of at least `min_group` rows."""
-    exprs = []
-    for name in columns:
-        x = pl.col(name).cast(pl.Float64).fill_nan(None)
-        x = x.log1p() if name in LOG_SCALED else x
-        x = x.fill_null(x.median())
-        overall = _z(x, x.mean(), x.std())
-        if by is not None:
-            mean, std = x.mean().over(by), x.std().over(by)
-            usable = (pl.len().over(by) >= min_group) & (std > 0)
-            overall = pl.when(usable).then(_z(x, mean, std)).otherwise(overall)
-        exprs.append(overall.fill_null(0.0).alias(name))
-    return frame.select(exprs)
-
-
-def _z(x: pl.Expr, mean: pl.Expr, std: pl.Expr) -> pl.Expr:
-    return pl.when(std > 0).then((x - mean) / std).otherwise(0.0)
-
-
 def skilled(
     weights: Mapping[str, float],
     heldout: Mapping[str, float | None],
@@ -89,19 +65,6 @@ def skilled(
         else:
             kept[name] = weight
     return kept, excluded
-
-
-def weighted(z: pl.DataFrame, weights: Mapping[str, float]) -> np.ndarray:
-    total = np.zeros(z.height)
-    for name, weight in weights.items():
-        total += weight * z[name].to_numpy()
-    return total
-
-
-def buckets(scores: np.ndarray, n_buckets: int = N_BUCKETS) -> np.ndarray:
-    """Percentile buckets: 0 holds the lowest fifth, n_buckets - 1 the highest."""
-    ranks = pl.Series(scores).rank("ordinal").to_numpy() - 1
-    return (ranks * n_buckets // max(len(scores), 1)).astype(np.int32)
 
 
 @dataclass(frozen=True)

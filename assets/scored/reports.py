@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from assets.measures import N_BUCKETS
 from assets.scored import plots
-from assets.scored.combine import N_BUCKETS
 
 
 def parsed_share(ratings: pl.DataFrame) -> dict[str, float]:

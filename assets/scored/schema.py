@@ -4,7 +4,7 @@ import polars as pl
 import pyarrow as pa
 
 from assets.contracts import Contract
-from assets.scored.combine import N_BUCKETS
+from assets.measures import N_BUCKETS
 from assets.scored.ratings import DIMENSIONS
 
 # quality_classifier: its training examples with out-of-fold scores, and one row of metrics

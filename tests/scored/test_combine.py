@@ -3,7 +3,8 @@
 import numpy as np
 import polars as pl
 
-from assets.scored.combine import buckets, learn_weights, skilled, standardise, weighted
+from assets.measures import buckets, standardise, weighted
+from assets.scored.combine import learn_weights, skilled
 from assets.scored.signals import redpajama_signals, text_signals
 
 

@@ -17,19 +17,13 @@ from typing import Any
 
 import polars as pl
 
-from assets.mixed.card import STAGE_DROPS, drop_reasons
+from assets.mixed.card import drop_reasons
 from assets.plotting import png_bytes, pyplot
+from assets.stages import assets_before, drop_tables
 from resources.lake import Lake
 
-STAGES = (
-    "raw_documents",
-    "cleaned_documents",
-    "duplicate_clusters",
-    "rephrased_documents",
-    "document_embeddings",
-    "clusters",
-    "quality_scores",
-)  # the mixture being published is described from its manifest, not from the catalog
+# The mixture being published is described from its manifest, not from the catalog.
+STAGES = assets_before("training_mixture")
 STYLE = """
 body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}
 table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:3px 8px}
@@ -98,7 +92,7 @@ def render_report(
         "<h2>Documents per stage</h2>",
         _stage_flow(flow),
         "<h2>Why documents were dropped</h2>",
-        _table(drop_reasons(lake, [asset for _, asset in STAGE_DROPS])),
+        _table(drop_reasons(lake, [asset for _, asset in drop_tables(before="training_mixture")])),
         *_languages(lake),
         *_clusters(lake),
         *_scores(lake),

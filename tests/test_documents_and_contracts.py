@@ -1,0 +1,55 @@
+"""Ids, the shared measures and the data contracts every stage is checked with."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from assets.contracts import Contract, drop_share_failures, validate
+from assets.documents import content_hash, make_doc_id
+from assets.measures import heuristic_signals
+
+
+def test_doc_ids_are_stable_and_depend_on_origin_and_content() -> None:
+    a = make_doc_id("http://x/a|rec1", "text")
+    assert a == make_doc_id("http://x/a|rec1", "text")
+    assert a != make_doc_id("http://x/b|rec1", "text")
+    assert a != make_doc_id("http://x/a|rec1", "text!")
+    assert content_hash("Hello   World\n") == content_hash("hello world")
+
+
+def test_contract_catches_duplicate_ids_nulls_and_ranges() -> None:
+    frame = pl.LazyFrame(
+        {"doc_id": ["a", "a", None], "score": [0.5, 2.0, 0.1], "text": ["x", None, "y"]}
+    )
+    failures = validate(
+        frame,
+        Contract(
+            columns=("doc_id", "score", "text"),
+            not_null=("doc_id", "text"),
+            ranges={"score": (0, 1)},
+        ),
+    )
+    joined = " ".join(f.line() for f in failures)
+    assert "unique(documents.doc_id, 2 unexpected)" in joined
+    assert "not_be_null(documents.doc_id" in joined and "not_be_null(documents.text" in joined
+    assert "between(documents.score, 1 unexpected)" in joined
+    out_of_range = next(f for f in failures if "between" in f.expectation)
+    assert out_of_range.examples == ("2.0",), "the auditor sees the offending value"
+    [missing] = validate(frame, Contract(columns=("missing",)))
+    assert missing.line() == "missing columns ['missing'](documents)"
+
+
+def test_drop_share_fails_a_stage_that_drops_almost_everything() -> None:
+    contract = Contract(columns=("doc_id",))
+    assert drop_share_failures(contract, rows_in=100, dropped=95) == []
+    [failure] = drop_share_failures(contract, rows_in=100, dropped=96)
+    assert failure.expectation == "drop_share 0.96 > 0.95"
+    assert drop_share_failures(contract, rows_in=10, dropped=10) == [], "too small to judge"
+    assert drop_share_failures(Contract(("doc_id",), max_drop_share=None), 100, 100) == []
+
+
+def test_signals_measure_what_they_name() -> None:
+    s = heuristic_signals("The cat sat.\nThe cat sat.\nA dog ran")
+    assert s["n_words"] == 9
+    assert abs(s["dup_line_ratio"] - 1 / 3) < 1e-9
+    assert abs(s["line_punct_ratio"] - 2 / 3) < 1e-9
