@@ -6,8 +6,12 @@ A user watching a run in the UI sees the run log, not a progress bar; one line e
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Protocol
+
+# The three shapes of `Progress` lines, so that `foundry run` can pick them out of a run's log.
+_LINE = re.compile(r"^\w+: \d+(/\d+ \(\d+%\), | in \d+s, | done in )")
 
 
 class _Log(Protocol):
@@ -49,3 +53,8 @@ class Progress:
             f"{self.what}_seconds": round(seconds, 3),
             f"{self.what}_per_s": round(self.done / seconds, 2) if seconds > 0 else 0.0,
         }
+
+
+def is_progress_line(message: str) -> bool:
+    """Whether a log message is one of `Progress`'s lines (`foundry run` shows them live)."""
+    return bool(_LINE.match(message))

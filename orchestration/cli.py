@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
 import time
@@ -20,6 +23,11 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--parallel", type=int, default=2, help="shard runs at once")
     run.add_argument("--config", type=Path, help="JSON run config for the corpus-wide job")
     run.add_argument("--shard-config", type=Path, help="JSON run config for the shard job")
+    run.add_argument(
+        "--verbose",
+        action="store_true",
+        help="also stream Dagster's and vLLM's logs here (they always go to the log file)",
+    )
     trace = commands.add_parser("trace", help="lineage of a document or mixture sample")
     trace.add_argument("doc_id")
     trace.add_argument("--json", action="store_true")
@@ -32,31 +40,112 @@ def main(argv: list[str] | None = None) -> int:
     sql.add_argument("query")
     commands.add_parser("prepare-models", help="build the default model caches once")
     args = parser.parse_args(argv)
-    return {
+    command = {
         "run": _run,
         "trace": _trace,
         "why": _why,
         "ui": _ui,
         "sql": _sql,
         "prepare-models": _prepare,
-    }[args.command](args)
+    }[args.command]
+    if args.command in ("sql", "trace", "why"):
+        return _audit(command, args)
+    return command(args)
 
 
 def _run(args: argparse.Namespace) -> int:
-    from orchestration.runner import home_paths, run_pipeline
-
     started = time.perf_counter()
-    print(f"crawl: {crawl_dir()}")
-    summary = run_pipeline(args.parallel, _load(args.shard_config), _load(args.config))
+    try:
+        shard_config, corpus_config = _load(args.shard_config), _load(args.config)
+    except (OSError, ValueError) as exc:
+        return _fail(f"cannot read the run config: {exc}")
+    from orchestration.console import Console
+    from orchestration.runner import home_paths, run_with_progress
+
     paths = home_paths()
-    print(f"\nshards: {len(summary.shards)} ({len(summary.failed)} failed: {summary.failed})")
-    print(f"corpus stages: {'succeeded' if summary.corpus_ok else 'FAILED'}")
-    print(f"time: {time.perf_counter() - started:.0f}s")
-    print(f"lake (Parquet):   {paths['lake']}")
-    print(f"catalog (DuckDB): {paths['catalog']}   e.g. foundry sql 'SELECT * FROM versions'")
-    print(f"mixture shards:   {paths['lake'] / 'training_mixture'}")
-    print("web UI:           foundry ui   ->  http://127.0.0.1:3000")
+    log = paths["home"] / "logs" / f"run-{time.strftime('%Y%m%d-%H%M%S')}.log"
+    console = Console(tty=False if args.verbose else None)
+    console.line(f"crawl: {crawl_dir()}")
+    console.line(f"log:   {log}" + ("" if args.verbose else "   (--verbose streams it here)"))
+    outcome = run_with_progress(
+        args.parallel, shard_config, corpus_config, log, console, args.verbose
+    )
+    summary = outcome.summary
+    if summary is None:
+        if outcome.error != "interrupted":
+            _fail(f"the run stopped before it finished: {outcome.error} (full log: {log})")
+        return outcome.returncode or 1
+    failed = (
+        f", {len(summary.failed)} failed: {', '.join(summary.failed)}" if summary.failed else ""
+    )
+    corpus = "succeeded" if summary.corpus_ok else "FAILED" if not summary.failed else "not run"
+    console.line("")
+    console.line(f"shards: {len(summary.shards)}{failed}; corpus stages: {corpus}")
+    console.line(f"time: {_minutes(time.perf_counter() - started)}   log: {log}")
+    console.line(f"lake (Parquet):   {paths['lake']}")
+    console.line(
+        f"catalog (DuckDB): {paths['catalog']}   e.g. foundry sql 'SELECT * FROM versions'"
+    )
+    console.line(f"mixture shards:   {paths['lake'] / 'training_mixture'}")
+    console.line("web UI:           foundry ui   ->  http://127.0.0.1:3000")
     return 0 if summary.corpus_ok else 1
+
+
+class UserError(Exception):
+    """An error whose message already says what to do; printed as one line."""
+
+
+def _audit(command, args: argparse.Namespace) -> int:
+    """The audit commands report any error in one line that says what to do, never a traceback."""
+    try:
+        return command(args)
+    except UserError as exc:
+        return _fail(str(exc))
+    except Exception as exc:  # one line, not a traceback
+        return _fail(explain_error(exc, getattr(args, "query", "")))
+
+
+def explain_error(exc: BaseException, query: str = "") -> str:
+    """One line for a DuckDB (or other) error, with what to run next."""
+    message = str(exc).strip()
+    first = message.splitlines()[0] if message else type(exc).__name__
+    column = re.match(r'Binder Error: Referenced column "(.+?)" not found', first)
+    if column:
+        where = _tables(query)
+        found = re.search(r"Candidate bindings: (.+)", message)
+        candidates = found.group(1).replace('"', "") if found else ""
+        table = where[0] if len(where) == 1 else None
+        text = f'column "{column.group(1)}" not found in {table or ", ".join(where) or "the query"}'
+        if candidates:
+            text += f"; candidates: {candidates}"
+        return text + f' (run foundry sql "DESCRIBE {table or "<table>"}" for its columns)'
+    missing = re.match(r"Catalog Error: (?:Table|View) with name (.+?) does not exist", first)
+    if missing:
+        text = f'no table or view "{missing.group(1)}" in the catalog'
+        guess = re.search(r'Did you mean "(.+?)"', message)
+        if guess:
+            text += f'; did you mean "{guess.group(1)}"?'
+        return text + ' (run foundry sql "SHOW TABLES" for the list)'
+    if first.startswith("Parser Error:"):
+        return (
+            first.removeprefix("Parser Error: ")
+            + ' in the SQL (e.g. foundry sql "SELECT * FROM versions LIMIT 5")'
+        )
+    if "read-only mode" in first:
+        return "foundry sql only reads: the pipeline writes the catalog (run foundry run)"
+    if first.startswith("IO Error: No files found"):
+        return (
+            f"{first.removeprefix('IO Error: ')}: files behind a view are gone from the lake "
+            "(run foundry run to rebuild them)"
+        )
+    if type(exc).__name__ == "CatalogLockedError":
+        return first
+    return f"{type(exc).__name__}: {first}" if not first.startswith(type(exc).__name__) else first
+
+
+def _tables(query: str) -> list[str]:
+    names = re.findall(r'\b(?:FROM|JOIN)\s+"?([A-Za-z_][\w.]*)"?', query, flags=re.IGNORECASE)
+    return list(dict.fromkeys(n for n in names if n.lower() not in ("read_parquet", "select")))
 
 
 def _trace(args: argparse.Namespace) -> int:
@@ -73,8 +162,9 @@ def _trace(args: argparse.Namespace) -> int:
 def _why(args: argparse.Namespace) -> int:
     from orchestration.lineage import explain
 
-    print("\n".join(explain(_catalog(), args.url_or_doc_id)))
-    return 0
+    lines = explain(_catalog(), args.url_or_doc_id)
+    print("\n".join(lines))
+    return 1 if lines and lines[0].endswith("no raw record has this URL or id") else 0
 
 
 def _ui(args: argparse.Namespace) -> int:
@@ -93,12 +183,96 @@ def _ui(args: argparse.Namespace) -> int:
         "-p",
         str(args.port),
     ]
-    return subprocess.call(command, cwd=REPO_ROOT, env=os.environ.copy())
+    # dagster dev starts the webserver, the daemon and code servers, and the daemon's runs; all
+    # stay in the session started here, so stopping that one group stops everything.
+    proc = subprocess.Popen(command, cwd=REPO_ROOT, env=os.environ.copy(), start_new_session=True)
+    stop = {"signal": 0}
+
+    def on_signal(signum: int, frame: object) -> None:
+        stop["signal"] = signum
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, on_signal)
+    while proc.poll() is None and not stop["signal"]:
+        time.sleep(0.2)
+    if stop["signal"]:
+        print("\nstopping dagster dev and everything it started ...", file=sys.stderr)
+    stop_group(proc.pid)
+    proc.wait()
+    return 128 + stop["signal"] if stop["signal"] else proc.returncode
+
+
+def stop_group(leader: int, grace_s: float = 5.0) -> None:
+    """SIGTERM to a process group and to every descendant of its leader, SIGKILL to whatever is
+    left after ``grace_s``. Descendants are collected first, so that a process that moved into
+    a session of its own is not missed."""
+    family = [leader, *_descendants(leader)]
+    for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 2.0)):
+        _signal_all(leader, family, sig)
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline and _alive(leader, family):
+            time.sleep(0.1)
+        if not _alive(leader, family):
+            return
+
+
+def _signal_all(leader: int, family: list[int], sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(leader, sig)
+    for pid in family:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, sig)
+
+
+def _alive(leader: int, family: list[int]) -> bool:
+    try:
+        os.killpg(leader, 0)
+        return True
+    except (ProcessLookupError, PermissionError):
+        pass
+    return any(_running(pid) for pid in family)
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (from /proc; empty where there is none)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
 
 
 def _sql(args: argparse.Namespace) -> int:
+    import duckdb
+
     with _catalog().connect(read_only=True) as con:
-        print(con.sql(args.query))
+        try:
+            result = con.sql(args.query)
+        except duckdb.CatalogException as exc:
+            views = "SELECT count(*) FROM duckdb_views() WHERE NOT internal"
+            if not con.execute(views).fetchone()[0]:
+                first = str(exc).splitlines()[0].removeprefix("Catalog Error: ")
+                message = f"{first} the catalog has no tables yet: run foundry run first"
+                raise UserError(message) from exc
+            raise
+        if result is not None:
+            print(result)
     return 0
 
 
@@ -114,7 +288,23 @@ def _catalog():
     from resources.catalog import Catalog
     from resources.settings import foundry_home
 
-    return Catalog(foundry_home() / "catalog.duckdb")
+    path = foundry_home() / "catalog.duckdb"
+    if not path.exists():
+        raise UserError(
+            f"no catalog at {path}: run foundry run first (or set FOUNDRY_HOME to the home "
+            "that holds one)"
+        )
+    return Catalog(path)
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 1
+
+
+def _minutes(seconds: float) -> str:
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes}m{rest:02d}s" if minutes else f"{rest}s"
 
 
 def _load(path: Path | None) -> dict | None:

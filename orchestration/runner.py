@@ -6,14 +6,26 @@ runs started here show up in `dagster dev` and vice versa.
 
 from __future__ import annotations
 
+import json
 import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+import warnings
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from multiprocessing import get_context
 from pathlib import Path
+from typing import IO
 
 import dagster as dg
 
+from orchestration.console import Console, EventFormatter, live_text
 from resources.crawl import CrawlSource
 from resources.settings import dagster_home
 
@@ -22,6 +34,12 @@ telemetry:
   enabled: false
 # GPU steps share one pool; `dagster instance concurrency set gpu N` sets how many run at once.
 """
+
+
+LAUNCHED_BY = {"foundry/launched_by": "foundry run"}
+# Every run that one `foundry run` starts carries its session id, so that the terminal can follow
+# exactly those runs in the instance's event log.
+SESSION_TAG = "foundry/session"
 
 
 @dataclass(frozen=True)
@@ -65,41 +83,245 @@ def register_shards(instance: dg.DagsterInstance) -> list[str]:
     return shards
 
 
-def run_shard(shard: str, run_config: dict | None = None) -> bool:
+def run_shard(
+    shard: str, run_config: dict | None = None, tags: dict[str, str] | None = None
+) -> bool:
     instance = ensure_instance()
     result = dg.execute_job(
         dg.reconstructable(ingest_job),
         instance,
         run_config=run_config,
-        tags={"dagster/partition": shard, "foundry/launched_by": "foundry run"},
+        tags={"dagster/partition": shard, **LAUNCHED_BY, **(tags or {})},
     )
     return result.success
 
 
-def run_corpus(run_config: dict | None = None, assets: list[str] | None = None) -> bool:
+def run_corpus(
+    run_config: dict | None = None,
+    assets: list[str] | None = None,
+    tags: dict[str, str] | None = None,
+) -> bool:
     """One run of the corpus job: every corpus asset, or only ``assets``."""
     instance = ensure_instance()
     result = dg.execute_job(
         dg.reconstructable(corpus_job),
         instance,
         run_config=run_config,
-        tags={"foundry/launched_by": "foundry run"},
+        tags={**LAUNCHED_BY, **(tags or {})},
         asset_selection=[dg.AssetKey(name) for name in assets] if assets else None,
     )
     return result.success
 
 
 def run_pipeline(
-    parallel: int = 2, shard_config: dict | None = None, corpus_config: dict | None = None
+    parallel: int = 2,
+    shard_config: dict | None = None,
+    corpus_config: dict | None = None,
+    tags: dict[str, str] | None = None,
 ) -> RunSummary:
     """Shards in parallel runs (each its own process), then one corpus run if all succeeded."""
     instance = ensure_instance()
     shards = register_shards(instance)
     with ProcessPoolExecutor(max_workers=max(parallel, 1), mp_context=get_context("spawn")) as pool:
-        results = list(pool.map(run_shard, shards, [shard_config] * len(shards)))
+        results = list(
+            pool.map(run_shard, shards, [shard_config] * len(shards), [tags] * len(shards))
+        )
     failed = [s for s, ok in zip(shards, results, strict=True) if not ok]
-    corpus_ok = not failed and run_corpus(corpus_config)
+    corpus_ok = not failed and run_corpus(corpus_config, tags=tags)
     return RunSummary(shards, failed, corpus_ok)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a `foundry run` ended: the worker's summary, or why there is none."""
+
+    summary: RunSummary | None
+    returncode: int
+    error: str | None = None
+
+
+WORKER = "import sys; from orchestration.runner import worker; sys.exit(worker(sys.argv[1]))"
+
+
+def worker(request_path: str) -> int:
+    """The child process of `foundry run`: runs the pipeline with its output going to the log."""
+    request = json.loads(Path(request_path).read_text())
+    summary = run_pipeline(
+        request["parallel"],
+        request["shard_config"],
+        request["corpus_config"],
+        tags={SESSION_TAG: request["session"]},
+    )
+    Path(request["summary"]).write_text(json.dumps(asdict(summary)))
+    return 0 if summary.corpus_ok else 1
+
+
+def run_with_progress(
+    parallel: int,
+    shard_config: dict | None,
+    corpus_config: dict | None,
+    log_path: Path,
+    console: Console,
+    verbose: bool = False,
+) -> Outcome:
+    """Run the pipeline in a child process whose stdout and stderr (Dagster's event stream, the
+    step processes', vLLM's) go to ``log_path``, and print progress from the instance's event
+    log meanwhile. ``verbose`` also streams the log to this terminal."""
+    session = uuid.uuid4().hex[:12]
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="foundry-run-") as tmp, log_path.open("ab") as log:
+        summary_path = Path(tmp) / "summary.json"
+        request = Path(tmp) / "request.json"
+        request.write_text(
+            json.dumps(
+                {
+                    "parallel": parallel,
+                    "shard_config": shard_config,
+                    "corpus_config": corpus_config,
+                    "session": session,
+                    "summary": str(summary_path),
+                }
+            )
+        )
+        show_warning = warnings.showwarning
+        _route_warnings(log)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", WORKER, str(request)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE if verbose else log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            start_new_session=True,  # Ctrl-C reaches only us; we stop the whole group
+        )
+        tee = _tee(proc.stdout, log) if verbose else None
+        previous = signal.signal(signal.SIGTERM, _interrupt)
+        try:
+            _watch(proc, session, console)
+        except KeyboardInterrupt:
+            console.live(None)
+            console.line("interrupted: stopping the runs (Dagster marks them canceled)")
+            stop_process_group(proc, grace_s=15.0)
+            return Outcome(None, 130, "interrupted")
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+            warnings.showwarning = show_warning
+            if tee is not None:
+                tee.join(timeout=5)
+        if summary_path.exists():
+            summary = RunSummary(**json.loads(summary_path.read_text()))
+            return Outcome(summary, proc.returncode)
+    return Outcome(None, proc.returncode or 1, last_line(log_path))
+
+
+def _watch(proc: subprocess.Popen, session: str, console: Console) -> None:
+    started = time.time()  # event timestamps are wall-clock times
+    instance = ensure_instance()
+    try:
+        shards = len(CrawlSource().list_shards())
+    except Exception:  # the worker reports a crawl it cannot list
+        shards = 0
+    watcher = RunWatcher(instance, session)
+    while proc.poll() is None:
+        console.lines(watcher.poll())
+        console.live(live_text(watcher.formatter, started, time.time(), shards))
+        time.sleep(1.0)
+    console.lines(watcher.poll())
+    console.live(None)
+
+
+class RunWatcher:
+    """New events of this session's runs, read from the instance, as progress lines."""
+
+    def __init__(self, instance: dg.DagsterInstance, session: str) -> None:
+        self.instance, self.session = instance, session
+        self.formatter = EventFormatter()
+        self.cursors: dict[str, str | None] = {}
+        self.finished: set[str] = set()
+
+    def poll(self) -> list[str]:
+        lines: list[str] = []
+        try:
+            runs = self.instance.get_runs(
+                filters=dg.RunsFilter(tags={SESSION_TAG: self.session}), ascending=True
+            )
+            for run in runs:
+                if run.run_id not in self.finished:
+                    lines += self._read(run)
+        except sqlite3.OperationalError:  # a writer holds the SQLite file: next tick
+            pass
+        return lines
+
+    def _read(self, run: dg.DagsterRun) -> list[str]:
+        lines: list[str] = []
+        done = run.is_finished
+        partition = run.tags.get("dagster/partition")
+        while True:
+            page = self.instance.get_records_for_run(
+                run.run_id, cursor=self.cursors.get(run.run_id), limit=500
+            )
+            self.cursors[run.run_id] = page.cursor
+            for record in page.records:
+                lines += self.formatter.handle(run.run_id, partition, record.event_log_entry)
+            if not page.has_more:
+                break
+        if done:
+            self.finished.add(run.run_id)
+        return lines
+
+
+def stop_process_group(proc: subprocess.Popen, grace_s: float = 5.0) -> None:
+    """SIGINT, then SIGTERM, then SIGKILL to the whole process group that ``proc`` leads."""
+    for sig, wait_s in ((signal.SIGINT, grace_s), (signal.SIGTERM, 3.0), (signal.SIGKILL, 3.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            proc.poll()
+            try:
+                os.killpg(proc.pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.2)
+
+
+def last_line(path: Path) -> str | None:
+    """The last non-empty line of a log: a worker that died early says why there."""
+    try:
+        lines = [line.strip() for line in path.read_text(errors="replace").splitlines()]
+    except OSError:
+        return None
+    return next((line for line in reversed(lines) if line), None)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _tee(source: IO[bytes] | None, log: IO[bytes]) -> threading.Thread:
+    def copy() -> None:
+        assert source is not None
+        for chunk in iter(source.readline, b""):
+            log.write(chunk)
+            log.flush()
+            sys.stdout.buffer.write(chunk)
+            sys.stdout.buffer.flush()
+
+    thread = threading.Thread(target=copy, daemon=True)
+    thread.start()
+    return thread
+
+
+def _route_warnings(log: IO[bytes]) -> None:
+    """Python warnings raised while we watch the instance go to the log, not the terminal."""
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        text = warnings.formatwarning(message, category, filename, lineno, line)
+        log.write(text.encode())
+        log.flush()
+
+    warnings.showwarning = show
 
 
 def home_paths() -> dict[str, Path]:
