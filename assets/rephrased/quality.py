@@ -36,6 +36,16 @@ SENTENCE_OR_LINE = re.compile(r"(?<=[.!?。！？])\s+|\n+")
 # Chat-template control strings: a tokenizer turns them into real role markers, so a page that
 # contains them could open a system turn of its own inside the prompt.
 CHAT_MARKUP = re.compile(r"<\|[A-Za-z_]{1,32}\|>|\[/?INST\]|<</?SYS>>|</?s>")
+# What a chat template leaves in an answer: its control strings, the system prompt of the WRAP and
+# Nemotron styles (Vicuna's), and role lines ("User:", "### Assistant:") that open a new turn.
+TEMPLATE_PREAMBLE = re.compile(
+    r"a chat between a (curious )?(user|human) and an? (artificial intelligence|ai) assistant",
+    re.IGNORECASE,
+)
+ROLE_LINE = re.compile(
+    r"^[ \t>*#]*(system|user|assistant|human)[ \t]*\**[ \t]*:", re.IGNORECASE | re.MULTILINE
+)
+NOT_WORD = re.compile(r"\W+", re.UNICODE)
 
 
 @dataclass(frozen=True)
@@ -46,6 +56,9 @@ class QualityPolicy:
     min_source_overlap: float = 0.2
     max_truncated_share: float = 0.5  # of a document's chunks that hit the output token limit
     max_injected_share: float = 0.1  # of the rewrite's words that only an injected order has
+    max_sentence_repeats: int = 2  # a sentence (of min_repeated_words or more) seen 3 times rejects
+    min_repeated_words: int = 4
+    min_language_confidence: float = 0.9  # a language ID this sure of another language rejects
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +66,7 @@ class Rejection:
     rule: str
     value: float | None
     threshold: float | None
+    detail: str = ""  # what was found, e.g. the markup or the repeated sentence
 
 
 def strip_preamble(text: str) -> str:
@@ -69,12 +83,32 @@ def cut_to_last_sentence(text: str) -> str:
 
 
 def judge_rewrite(
-    source: str, rewrite: str, truncated_share: float, policy: QualityPolicy
+    source: str,
+    rewrite: str,
+    truncated_share: float,
+    policy: QualityPolicy,
+    *,
+    last_chunk_truncated: bool = False,
+    expected_language: str | None = None,
+    detected_language: tuple[str, float] | None = None,
 ) -> Rejection | None:
-    """None when the rewrite may enter the corpus, else the first rule it breaks."""
+    """None when the rewrite may enter the corpus, else the first rule it breaks.
+
+    `truncated_share` is the share of the document's chunks whose answer hit `max_tokens`;
+    `last_chunk_truncated` says the answer to its last chunk did (a single-chunk document that
+    ran into the limit has nothing after the cut that a chunk boundary would explain).
+    `expected_language` is the language the answer was asked in (the source's, or the style's);
+    `detected_language` the language ID of the rewrite, (code, probability). Without them the
+    language is not judged.
+    """
     words = WORD.findall(rewrite.lower())
     if truncated_share > policy.max_truncated_share:
         return Rejection("qc:truncated_output", truncated_share, policy.max_truncated_share)
+    if last_chunk_truncated:
+        return Rejection("qc:truncated_output", truncated_share, 0.0)
+    markup = chat_markup(source, rewrite)
+    if markup is not None:
+        return Rejection("qc:chat_markup", None, None, f"found={markup[:80]!r}")
     injected = injected_share(source, words)
     if injected > policy.max_injected_share:
         return Rejection("qc:prompt_injection", injected, policy.max_injected_share)
@@ -85,13 +119,62 @@ def judge_rewrite(
     ratio = len(rewrite) / max(len(source), 1)
     if ratio > policy.max_length_ratio:
         return Rejection("qc:runaway_length", ratio, policy.max_length_ratio)
+    repeats, sentence = most_repeated_sentence(rewrite, policy.min_repeated_words)
+    if repeats > policy.max_sentence_repeats:
+        return Rejection(
+            "qc:repeated_sentence",
+            repeats,
+            policy.max_sentence_repeats,
+            f"sentence={sentence[:80]!r}",
+        )
     distinct = distinct_ngram_ratio(words, 4)
     if distinct < policy.min_distinct_4gram_ratio:
         return Rejection("qc:repetition", distinct, policy.min_distinct_4gram_ratio)
+    if expected_language and detected_language is not None:
+        language, probability = detected_language
+        if language != expected_language and probability >= policy.min_language_confidence:
+            return Rejection(
+                "qc:wrong_language",
+                probability,
+                policy.min_language_confidence,
+                f"asked={expected_language} answered={language}",
+            )
     overlap = source_overlap(source, words)
     if overlap < policy.min_source_overlap:
         return Rejection("qc:unfaithful", overlap, policy.min_source_overlap)
     return None
+
+
+def chat_markup(source: str, rewrite: str) -> str | None:
+    """The first piece of chat-template or role markup in the rewrite, or None.
+
+    Control strings (`<|im_start|>`, `[INST]`, ...) and the template's system preamble ("A chat
+    between a curious user and an artificial intelligence assistant") never belong in a rewrite.
+    A role line ("User:", "Assistant:") does not either, unless the page itself has such lines
+    (a transcript, a FAQ quoting a user), where rewriting them is faithful."""
+    for pattern in (CHAT_MARKUP, TEMPLATE_PREAMBLE):
+        found = pattern.search(rewrite)
+        if found:
+            return found.group(0)
+    source_roles = {m.group(1).lower() for m in ROLE_LINE.finditer(source)}
+    for found in ROLE_LINE.finditer(rewrite):
+        if found.group(1).lower() not in source_roles:
+            return found.group(0).strip()
+    return None
+
+
+def most_repeated_sentence(text: str, min_words: int) -> tuple[int, str]:
+    """The most frequent sentence (or line) of at least `min_words` words and how often it
+    occurs, compared on lower-cased words; (0, "") when no sentence is that long."""
+    counts: dict[str, int] = {}
+    for part in SENTENCE_OR_LINE.split(text):
+        normal = NOT_WORD.sub(" ", part.lower()).strip()
+        if len(normal.split()) >= min_words:
+            counts[normal] = counts.get(normal, 0) + 1
+    if not counts:
+        return 0, ""
+    sentence = max(counts, key=counts.__getitem__)
+    return counts[sentence], sentence
 
 
 def distinct_ngram_ratio(words: list[str], n: int) -> float:

@@ -34,7 +34,6 @@ class ChunkLimits:
 class Rewriter(Protocol):
     max_model_len: int
     max_tokens: int
-    seed: int
 
     def model_id(self) -> str: ...
     def sampling(self) -> dict: ...
@@ -86,7 +85,12 @@ def rewrite_batch(
     """Yield an output row per accepted rewrite and a Drop per rejected one, in input order.
 
     Every chunk of every document goes to the model in one batched call; each document's
-    chunk rewrites are joined back in order before quality control."""
+    chunk rewrites are joined back in order before quality control. A row records the seed only
+    when it was sent with the requests, and `determinism` says what fixed the text (greedy
+    decoding, a per-request seed, or the engine's seed and the batch it ran in).
+
+    The answer must be in the language the style asks for, else the source's: `doc["language"]`
+    where the caller has it (the cleaned stage's), else `language_of` the source text."""
     key = RewriteKey(style.style_id, style.version, style.prompt_hash, rewriter.model_id())
     inputs = [rewriter.truncate(doc["text"], limits.max_source_tokens) for doc in sources]
     chunked = [chunk_text(t, rewriter.count_tokens, limits.chunk_tokens) for t in inputs]
@@ -97,17 +101,29 @@ def rewrite_batch(
         gen = _joined(parts)
         rewrite_id = key.rewrite_id(doc["doc_id"])
         truncated = sum(p.finish_reason == "length" for p in parts) / max(len(parts), 1)
-        rejection = judge_rewrite(text, gen.text, truncated, policy)
+        source_language = doc.get("language") or language_of(text)[0]
+        detected = language_of(gen.text)
+        rejection = judge_rewrite(
+            text,
+            gen.text,
+            truncated,
+            policy,
+            last_chunk_truncated=bool(parts) and parts[-1].finish_reason == "length",
+            expected_language=style.answer_language(source_language),
+            detected_language=detected,
+        )
         if rejection is not None:
+            detail = f"source={doc['doc_id']} style={style.style_id}"
             yield Drop(
                 doc_id=rewrite_id,
                 stage=STAGE,
                 rule=rejection.rule,
                 value=rejection.value,
                 threshold=rejection.threshold,
-                detail=f"source={doc['doc_id']} style={style.style_id}",
+                detail=f"{detail} {rejection.detail}".strip(),
             )
             continue
+        seed, determinism = _determinism(parts)
         yield {
             "doc_id": rewrite_id,
             "source_doc_id": doc["doc_id"],
@@ -115,16 +131,26 @@ def rewrite_batch(
             "style_version": style.version,
             "prompt_hash": style.prompt_hash,
             "model": key.model,
-            "sampling": json.dumps(rewriter.sampling(), sort_keys=True),
-            "seed": rewriter.seed,
+            "sampling": json.dumps({**rewriter.sampling(), "seed": seed}, sort_keys=True),
+            "seed": seed,
+            "determinism": determinism,
             "prompt_tokens": gen.prompt_tokens,
             "completion_tokens": gen.completion_tokens,
             "finish_reason": gen.finish_reason,
             "source_truncated": text != doc["text"],
             "chunks": len(chunks),
-            "language": language_of(gen.text)[0],
+            "language": detected[0],
             "text": gen.text,
         }
+
+
+def _determinism(parts: list[Generation]) -> tuple[int | None, str]:
+    """The seed every chunk was sampled with (None unless all were seeded alike) and what fixed
+    the document's text, from the generations' own records."""
+    seeds = {p.seed for p in parts}
+    notes = sorted({p.determinism for p in parts if p.determinism})
+    seed = seeds.pop() if len(seeds) == 1 else None
+    return seed, "; ".join(notes) or "unrecorded"
 
 
 def _joined(parts: list[Generation]) -> Generation:

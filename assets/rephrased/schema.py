@@ -11,7 +11,8 @@ REPHRASED_SCHEMA = pa.schema(
         ("prompt_hash", pa.string()),
         ("model", pa.string()),
         ("sampling", pa.string()),
-        ("seed", pa.int64()),
+        ("seed", pa.int64()),  # sent with every request of the rewrite; null when none was
+        ("determinism", pa.string()),  # what fixed the text: greedy, per-request seed, engine+batch
         ("prompt_tokens", pa.int64()),
         ("completion_tokens", pa.int64()),
         ("finish_reason", pa.string()),
