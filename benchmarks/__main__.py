@@ -14,6 +14,7 @@ BENCHMARKS = {
     "memory": "benchmarks.bench_memory",
     "embeddings": "benchmarks.bench_embeddings",
     "rewrite": "benchmarks.bench_rewrite",
+    "extraction": "benchmarks.bench_extraction",
 }
 
 

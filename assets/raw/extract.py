@@ -1,8 +1,19 @@
-"""Main-text extraction: raw HTML bytes to clean text with trafilatura, or a quarantine reason.
+"""Main-text extraction: raw HTML bytes to clean text, or a quarantine reason.
 
-Settings follow datatrove's `Trafilatura` extractor as used for FineWeb (favour precision, no
-comments, no images, deduplicate), because precision matters more than recall for pretraining
-text: boilerplate that slips through costs more than a paragraph lost.
+The default extractor is trafilatura with datatrove's FineWeb settings (favour precision, no
+comments, no images), because boilerplate that slips through costs more than a paragraph lost.
+That setting must never lose a page, though: when it returns nothing, or far less than
+trafilatura's default balance would (it kept the wrong block), the default extraction is used
+instead, and the document's `extractor` label says which one produced it. resiliparse's
+main-content extractor is the faster choice per run (`ExtractionSettings(extractor="resiliparse")`).
+FineWeb's `deduplicate=True` is replaced by a shard-scoped removal of repeated boilerplate lines
+that never takes a page's own text (`assets.raw.boilerplate`).
+
+Every extractor's text goes through the same normalization (`assets.raw.normalize`), and a first
+line that only repeats the recorded title is dropped from the text.
+
+Extraction is bounded by the CPU time of this process and by the size of the parsed tree, never
+by wall-clock time, so a shard gives the same documents on an idle and on a loaded machine.
 """
 
 from __future__ import annotations
@@ -11,17 +22,23 @@ import codecs
 import re
 import signal
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from importlib.metadata import version
+from itertools import islice
+from typing import Literal
 
 import trafilatura
 from charset_normalizer import from_bytes
+from lxml import etree
 from lxml.html import HtmlElement
-from trafilatura.deduplication import LRUCache
-from trafilatura.settings import LRU_SIZE
+from resiliparse.extract.html2text import extract_plain_text
+from resiliparse.parse.html import HTMLTree
+from trafilatura.settings import MANUALLY_CLEANED
 
+from assets.raw.boilerplate import BoilerplateLines
+from assets.raw.normalize import drop_title_line, normalize_text
 from assets.raw.readers import DEFAULT_MAX_PAYLOAD_BYTES, read_shard
 from assets.raw.records import (
     BINARY_PAYLOAD,
@@ -37,7 +54,13 @@ from assets.raw.records import (
 )
 
 TRAFILATURA_EXTRACTOR = f"trafilatura-{trafilatura.__version__}"
+# `extractor` labels: which extraction produced a document's text
+TRAFILATURA_PRECISION = f"{TRAFILATURA_EXTRACTOR}:precision"  # the configured (FineWeb) settings
+TRAFILATURA_DEFAULT = f"{TRAFILATURA_EXTRACTOR}:default"  # the fallback: trafilatura's balance
+RESILIPARSE_EXTRACTOR = f"resiliparse-{version('resiliparse')}:main-content"
 PLAIN_EXTRACTOR = "plain"
+EXTRACTORS = ("trafilatura", "resiliparse")
+_CLEANED_TAGS = tuple(sorted(set(MANUALLY_CLEANED) - {"head"}))
 
 SNIFF_BYTES = 8192  # binary and charset checks look at the head of the payload only
 META_CHARSET_BYTES = 4096
@@ -84,19 +107,34 @@ _FORBIDDEN_ENCODINGS = frozenset({"utf-7"})
 class ExtractedText:
     text: str
     title: str | None
-    extractor: str  # e.g. "trafilatura-2.3.1" or "plain"
+    extractor: str  # e.g. "trafilatura-2.3.1:precision", "trafilatura-2.3.1:default" or "plain"
 
 
 @dataclass(frozen=True, slots=True)
 class ExtractionSettings:
-    """trafilatura options; the defaults are datatrove's (FineWeb's) choices."""
+    """Which extractor, its options and its bounds; the trafilatura options are datatrove's
+    (FineWeb's) choices."""
 
+    extractor: Literal["trafilatura", "resiliparse"] = "trafilatura"
     favor_precision: bool = True
     include_comments: bool = False
     include_tables: bool = True
     include_images: bool = False
+    # Lines repeated on more than two other pages of the shard are removed, never a page's
+    # own text (assets.raw.boilerplate): FineWeb's `deduplicate=True`, made safe.
     deduplicate: bool = True
-    timeout_s: float | None = 1.0  # per document, as datatrove; needs the main thread (SIGALRM)
+    # The precise extraction is replaced by trafilatura's default one when it is empty or
+    # shorter than this fraction of it (an order of magnitude: it kept the wrong block).
+    fallback_ratio: float = 0.1
+    # Bounds that do not depend on other processes. CPU seconds of this process per document
+    # (parse, extraction and fallback; main thread only, as it uses SIGPROF): CPython's 700 KB
+    # stdtypes.html takes about 1.5 s. Elements of the parsed tree: that page has 17,000.
+    max_cpu_s: float | None = 10.0
+    max_tree_elements: int | None = 200_000
+
+    def __post_init__(self) -> None:
+        if self.extractor not in EXTRACTORS:
+            raise ValueError(f"extractor must be one of {EXTRACTORS}, not {self.extractor!r}")
 
 
 DEFAULT_SETTINGS = ExtractionSettings()
@@ -106,12 +144,13 @@ def extract_text(
     record: RawRecord,
     *,
     settings: ExtractionSettings = DEFAULT_SETTINGS,
-    dedup_cache: LRUCache | None = None,
+    dedup_cache: BoilerplateLines | None = None,
 ) -> ExtractedText | Quarantined:
     """Main text of a record, or why there is none. Never raises on bad content.
 
-    `dedup_cache` scopes trafilatura's repeated-paragraph removal; without one each document
-    gets a fresh cache, so results never depend on what the process extracted before.
+    `dedup_cache` holds the lines of the shard's earlier pages for boilerplate removal
+    (`new_dedup_cache`); without one nothing is removed, so results never depend on what the
+    process extracted before.
     """
     if record.payload_kind == "text":
         return _plain_text(record)
@@ -128,13 +167,18 @@ def iter_documents(
 ) -> Iterator[tuple[RawRecord, ExtractedText] | Quarantined]:
     """Read and extract one shard, streaming; deduplication is scoped to the shard so a re-run
     of the same shard gives the same text regardless of what ran before it in the process."""
-    cache = LRUCache(maxsize=LRU_SIZE) if settings.deduplicate else None
+    cache = new_dedup_cache(settings)
     for item in read_shard(path_or_url, max_payload_bytes=max_payload_bytes):
         if isinstance(item, Quarantined):
             yield item
             continue
         result = extract_text(item, settings=settings, dedup_cache=cache)
         yield result if isinstance(result, Quarantined) else (item, result)
+
+
+def new_dedup_cache(settings: ExtractionSettings = DEFAULT_SETTINGS) -> BoilerplateLines | None:
+    """The repeated-line index for one shard (None when the settings do not deduplicate)."""
+    return BoilerplateLines() if settings.deduplicate else None
 
 
 # ------------------------------------------------------------------------------------- text
@@ -149,7 +193,7 @@ def _plain_text(record: RawRecord) -> ExtractedText | Quarantined:
             return _quarantine(record, UNDECODABLE, short_detail(exc))
     if binary := _binary_text(payload[:SNIFF_BYTES]):
         return _quarantine(record, BINARY_PAYLOAD, binary)
-    text = payload.strip()
+    text = normalize_text(payload)
     if not text:
         return _quarantine(record, EMPTY, "text is empty or whitespace only")
     return ExtractedText(text=text, title=None, extractor=PLAIN_EXTRACTOR)
@@ -158,27 +202,148 @@ def _plain_text(record: RawRecord) -> ExtractedText | Quarantined:
 # ------------------------------------------------------------------------------------- html
 
 
+class _OverBudget(BaseException):
+    """Extraction passed a bound. BaseException, so trafilatura's broad `except Exception`
+    blocks cannot swallow it."""
+
+
 def _html_text(
-    record: RawRecord, settings: ExtractionSettings, dedup_cache: LRUCache | None
+    record: RawRecord, settings: ExtractionSettings, dedup_cache: BoilerplateLines | None
 ) -> ExtractedText | Quarantined:
     html = _html_string(record)
     if isinstance(html, Quarantined):
         return html
     try:
-        tree = trafilatura.load_html(html)
-        if tree is None:
-            return _quarantine(record, NO_TEXT_EXTRACTED, "not parseable as an HTML document")
-        title = _title(tree)
-        text = _run_trafilatura(tree, record.url, settings, dedup_cache)
-    except _ExtractionTimeout:
-        return _quarantine(record, EXTRACTION_TIMEOUT, f"over {settings.timeout_s}s")
+        with _cpu_budget(settings.max_cpu_s):
+            if settings.extractor == "resiliparse":
+                result = _resiliparse_text(html, settings)
+            else:
+                result = _trafilatura_text(html, record.url, settings)
+    except _OverBudget as exc:
+        detail = str(exc) or f"over {settings.max_cpu_s}s of CPU time"
+        return _quarantine(record, EXTRACTION_TIMEOUT, detail)
     except Exception as exc:  # pathological markup is quarantined, not fatal
         return _quarantine(record, EXTRACTION_ERROR, f"{type(exc).__name__}: {exc}")
-    text = (text or "").strip()
-    if not text:
-        detail = "trafilatura found no main text (or the page repeats earlier ones in the shard)"
-        return _quarantine(record, NO_TEXT_EXTRACTED, detail)
-    return ExtractedText(text=text, title=title, extractor=TRAFILATURA_EXTRACTOR)
+    if isinstance(result, str):
+        return _quarantine(record, NO_TEXT_EXTRACTED, result)
+    text, title, extractor = result
+    text = drop_title_line(text, title)
+    if dedup_cache is not None:
+        text = dedup_cache.apply(text).text
+    return ExtractedText(text=text, title=title, extractor=extractor)
+
+
+def _trafilatura_text(
+    html: str, url: str | None, settings: ExtractionSettings
+) -> tuple[str, str | None, str] | str:
+    """(normalized text, title, extractor label), or why there is no text."""
+    tree = _parse(html, settings)
+    if tree is None:
+        return "not parseable as an HTML document"
+    title = _title(tree)
+    if not settings.favor_precision:
+        text = _run_trafilatura(tree, url, settings, precise=False)
+        return (text, title, TRAFILATURA_DEFAULT) if text else "trafilatura found no main text"
+    # The default extraction keeps (nearly) only text outside the elements it cleans away
+    # first, so a precise text at least `fallback_ratio` as long as that needs no comparison.
+    # Where it is shorter, trafilatura's fast mode (no second-opinion algorithms, half the
+    # cost) is a first estimate of the default text, and only then the full default runs.
+    page_chars = _text_chars(tree)
+    text = _run_trafilatura(tree, url, settings, precise=True)
+    ratio = settings.fallback_ratio
+    if text and len(text) >= ratio * page_chars:
+        return text, title, TRAFILATURA_PRECISION
+    if text and len(text) >= ratio * len(_run_trafilatura(tree, url, settings, fast=True)):
+        return text, title, TRAFILATURA_PRECISION
+    default = _run_trafilatura(tree, url, settings, precise=False)
+    if default and (not text or len(text) < settings.fallback_ratio * len(default)):
+        return default, title, TRAFILATURA_DEFAULT
+    if text:
+        return text, title, TRAFILATURA_PRECISION
+    return "trafilatura found no main text, with its precise or its default settings"
+
+
+def _run_trafilatura(
+    tree: HtmlElement,
+    url: str | None,
+    settings: ExtractionSettings,
+    *,
+    precise: bool = False,
+    fast: bool = False,
+) -> str:
+    """Normalized text of one trafilatura run (it works on its own copy of the tree)."""
+    text = trafilatura.extract(
+        tree,
+        url=url,
+        fast=fast,
+        favor_precision=precise,
+        include_comments=settings.include_comments,
+        include_tables=settings.include_tables,
+        include_images=settings.include_images,
+        deduplicate=False,  # see assets.raw.boilerplate
+        output_format="txt",
+    )
+    return normalize_text(text or "")
+
+
+def _parse(html: str, settings: ExtractionSettings) -> HtmlElement | None:
+    tree = trafilatura.load_html(html)
+    limit = settings.max_tree_elements
+    if tree is not None and limit and next(islice(tree.iter(), limit, None), None) is not None:
+        raise _OverBudget(f"over {limit} elements in the parsed tree")
+    return tree
+
+
+def _text_chars(tree: HtmlElement) -> int:
+    """Characters of text in the page's body outside the elements trafilatura removes before
+    extracting (scripts, styles, navigation, forms, footers, asides, ...)."""
+    body = tree.find("body")
+    root = body if body is not None else tree
+    chars = len(_text_of(root))
+    for element in root.iter(*_CLEANED_TAGS):
+        parent = element.getparent()
+        while parent is not None and parent.tag not in _CLEANED_TAGS:
+            parent = parent.getparent()
+        if parent is None:  # an outermost cleaned element: its text is subtracted once
+            chars -= len(_text_of(element))
+    return chars
+
+
+def _text_of(element: HtmlElement) -> str:
+    return etree.tostring(element, method="text", encoding="unicode", with_tail=False)
+
+
+def _title(tree: HtmlElement) -> str | None:
+    """<title>, else og:title: cheaper than trafilatura's full metadata pass (htmldate etc.)."""
+    node = tree.find(".//title")
+    title = node.text_content() if node is not None else ""
+    if not title.strip():
+        og = tree.xpath("//meta[@property='og:title']/@content")
+        title = str(og[0]) if og else ""
+    title = " ".join(title.split())
+    return title or None
+
+
+def _resiliparse_text(html: str, settings: ExtractionSettings) -> tuple[str, str | None, str] | str:
+    """resiliparse's main-content text; trafilatura's default extraction if it finds none."""
+    tree = HTMLTree.parse(html)
+    text = normalize_text(
+        extract_plain_text(
+            tree,
+            main_content=True,
+            alt_texts=settings.include_images,
+            comments=settings.include_comments,
+        )
+    )
+    if text:
+        title = " ".join((tree.title or "").split())
+        if not title and tree.head is not None:
+            og = tree.head.query_selector("meta[property='og:title']")
+            title = " ".join((og.getattr("content") or "").split()) if og is not None else ""
+        return text, title or None, RESILIPARSE_EXTRACTOR
+    fallback = replace(settings, extractor="trafilatura", favor_precision=False)
+    found = _trafilatura_text(html, None, fallback)
+    return found if not isinstance(found, str) else "resiliparse and trafilatura found no text"
 
 
 def _html_string(record: RawRecord) -> str | Quarantined:
@@ -193,36 +358,6 @@ def _html_string(record: RawRecord) -> str | Quarantined:
     if binary := _binary_text(payload[:SNIFF_BYTES]):
         return _quarantine(record, BINARY_PAYLOAD, binary)
     return payload
-
-
-def _run_trafilatura(
-    tree: HtmlElement, url: str | None, settings: ExtractionSettings, cache: LRUCache | None
-) -> str | None:
-    dedup: bool | LRUCache = False
-    if settings.deduplicate:
-        dedup = cache if cache is not None else LRUCache(maxsize=LRU_SIZE)
-    with _deadline(settings.timeout_s):
-        return trafilatura.extract(
-            tree,
-            url=url,
-            favor_precision=settings.favor_precision,
-            include_comments=settings.include_comments,
-            include_tables=settings.include_tables,
-            include_images=settings.include_images,
-            deduplicate=dedup,
-            output_format="txt",
-        )
-
-
-def _title(tree: HtmlElement) -> str | None:
-    """<title>, else og:title: cheaper than trafilatura's full metadata pass (htmldate etc.)."""
-    node = tree.find(".//title")
-    title = node.text_content() if node is not None else ""
-    if not title.strip():
-        og = tree.xpath("//meta[@property='og:title']/@content")
-        title = str(og[0]) if og else ""
-    title = " ".join(title.split())
-    return title or None
 
 
 # ------------------------------------------------------------------------------ decoding
@@ -309,45 +444,38 @@ def _control_verdict(controls: int, size: int) -> str | None:
     return f"{ratio:.0%} control characters" if ratio > MAX_CONTROL_RATIO else None
 
 
-# ------------------------------------------------------------------------------- timeout
+# ---------------------------------------------------------------------------- CPU budget
 
 
-class _ExtractionTimeout(BaseException):
-    """BaseException, so trafilatura's broad `except Exception` blocks cannot swallow it."""
-
-
-def _on_alarm(signum: int, frame: object) -> None:
-    raise _ExtractionTimeout
+def _on_budget(signum: int, frame: object) -> None:
+    raise _OverBudget
 
 
 @contextmanager
-def _deadline(seconds: float | None) -> Iterator[None]:
-    """Interrupt runaway extraction with SIGALRM (a no-op off the main thread or without
-    setitimer). An outer timer (pytest-timeout, a job watchdog) is suspended and re-armed with
-    its remaining time, or left alone when it would fire first anyway."""
-    if not seconds or not hasattr(signal, "setitimer"):
+def _cpu_budget(seconds: float | None) -> Iterator[None]:
+    """Interrupt extraction after `seconds` of CPU time of this process (ITIMER_PROF, SIGPROF).
+
+    CPU time, unlike wall-clock time, does not grow when other processes compete for the cores,
+    so whether a page passes does not depend on the machine's load. A no-op off the main thread,
+    without setitimer, or while something else (a sampling profiler) owns ITIMER_PROF; the
+    element bound still holds there. Wall-clock timers (pytest-timeout, watchdogs) are untouched.
+    """
+    usable = seconds and hasattr(signal, "setitimer")
+    if not usable or threading.current_thread() is not threading.main_thread():
         yield
         return
-    if threading.current_thread() is not threading.main_thread():
+    if signal.getitimer(signal.ITIMER_PROF)[0]:
         yield
         return
-    outer_left, outer_interval = signal.getitimer(signal.ITIMER_REAL)
-    if outer_left and outer_left <= seconds:
-        yield
-        return
-    started = time.monotonic()
-    previous = signal.signal(signal.SIGALRM, _on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    previous = signal.signal(signal.SIGPROF, _on_budget)
+    signal.setitimer(signal.ITIMER_PROF, seconds)
     try:
         yield
     finally:
         try:
-            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.setitimer(signal.ITIMER_PROF, 0)
         finally:
-            signal.signal(signal.SIGALRM, previous)
-            if outer_left:
-                left = max(outer_left - (time.monotonic() - started), 0.001)
-                signal.setitimer(signal.ITIMER_REAL, left, outer_interval)
+            signal.signal(signal.SIGPROF, previous)
 
 
 def _quarantine(record: RawRecord, reason: str, detail: str) -> Quarantined:

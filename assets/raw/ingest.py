@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass, field
 
 from assets.documents import Drop, make_doc_id
-from assets.raw.extract import ExtractedText, iter_documents
+from assets.raw.extract import DEFAULT_SETTINGS, ExtractedText, ExtractionSettings, iter_documents
 from assets.raw.records import Quarantined, RawRecord
 from resources.lake import TableSink
 
@@ -62,11 +62,18 @@ def quarantine_row(item: Quarantined) -> dict:
     ).row()
 
 
-def ingest_shard(path: str, shard: str, documents: TableSink, dropped: TableSink) -> IngestCounts:
-    """Every record read ends as exactly one document row or one quarantine row."""
+def ingest_shard(
+    path: str,
+    shard: str,
+    documents: TableSink,
+    dropped: TableSink,
+    settings: ExtractionSettings = DEFAULT_SETTINGS,
+) -> IngestCounts:
+    """Every record read ends as exactly one document row or one quarantine row; each document
+    row names the extractor that produced its text (`extractor` column)."""
     counts = IngestCounts()
     started = time.perf_counter()
-    for item in iter_documents(path):
+    for item in iter_documents(path, settings=settings):
         counts.records += 1
         if isinstance(item, Quarantined):
             dropped.append(quarantine_row(item))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import io
 import json
-import signal
 import time
 from collections import Counter
 from datetime import UTC, datetime
@@ -22,12 +21,14 @@ from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
 from assets.raw.extract import (
+    TRAFILATURA_PRECISION,
     ExtractedText,
     ExtractionSettings,
     decode_html,
     extract_text,
     iter_documents,
 )
+from assets.raw.normalize import drop_title_line, normalize_text
 from assets.raw.readers import read_shard
 from assets.raw.records import Quarantined, RawRecord
 
@@ -478,22 +479,6 @@ def test_deeply_nested_html_is_handled() -> None:
         assert result.reason in {"no_text_extracted", "extraction_error", "extraction_timeout"}
 
 
-def test_timeout_quarantines_and_restores_an_outer_timer() -> None:
-    page = "<div><p>" + "many words here " * 40 + "</p></div>"
-    html = f"<html><body>{page * 3000}</body></html>"
-    saved_timer = signal.getitimer(signal.ITIMER_REAL)  # pytest-timeout's, if it runs
-    outer_handler = signal.signal(signal.SIGALRM, signal.default_int_handler)
-    signal.setitimer(signal.ITIMER_REAL, 600)  # an outer watchdog timer
-    try:
-        result = extract_text(_html_record(html), settings=ExtractionSettings(timeout_s=0.001))
-        assert isinstance(result, Quarantined) and result.reason == "extraction_timeout"
-        assert signal.getsignal(signal.SIGALRM) is signal.default_int_handler
-        assert 590 < signal.getitimer(signal.ITIMER_REAL)[0] <= 600
-    finally:
-        signal.signal(signal.SIGALRM, outer_handler)
-        signal.setitimer(signal.ITIMER_REAL, *saved_timer)
-
-
 def test_empty_markup_and_empty_text() -> None:
     empty_html = extract_text(_html_record(b"<html><head></head><body> </body></html>"))
     assert isinstance(empty_html, Quarantined) and empty_html.reason == "no_text_extracted"
@@ -568,20 +553,24 @@ def test_bundled_sample_crawl() -> None:
 @pytest.mark.oracle
 @pytest.mark.skipif(not SAMPLE_SHARDS, reason="bundled sample crawl not present")
 def test_extraction_matches_datatrove_trafilatura() -> None:
-    """Same text as datatrove's (FineWeb's) extractor, given the same decoded HTML."""
+    """Same words as datatrove's (FineWeb's) extractor, given the same decoded HTML: its text
+    normalized, without a first line that repeats the title. (Its trafilatura `deduplicate` is
+    replaced here by the shard-scoped boilerplate removal, which no single record triggers.)"""
     extractors = pytest.importorskip("datatrove.pipeline.extractors")
-    from trafilatura.deduplication import LRUCache
 
     compared = 0
     for shard in SAMPLE_SHARDS:
         for record in read_shard(str(shard)):
             if not isinstance(record, RawRecord):
                 continue
-            ours = extract_text(record, settings=ExtractionSettings(timeout_s=None))
-            reference = extractors.Trafilatura(deduplicate=LRUCache(maxsize=4096)).extract(
+            ours = extract_text(record, settings=ExtractionSettings(max_cpu_s=None))
+            reference = extractors.Trafilatura(deduplicate=False).extract(
                 decode_html(record.payload, record.charset)
             )
-            assert getattr(ours, "text", None) == ((reference or "").strip() or None), record.url
+            if getattr(ours, "extractor", None) != TRAFILATURA_PRECISION:
+                continue  # the default extraction's text, or no text (tested elsewhere)
+            expected = drop_title_line(normalize_text(reference or ""), ours.title)
+            assert ours.text == expected, record.url
             compared += 1
     assert compared > 0
 
