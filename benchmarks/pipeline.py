@@ -56,5 +56,5 @@ def _stage_compute(instance: dg.DagsterInstance) -> tuple[dict[str, float], int]
             meta = record.asset_materialization.metadata
             compute[name] = compute.get(name, 0.0) + float(meta["compute_s"].value)
             if name == "raw_documents":
-                records += int(meta["records"].value)
+                records += int(meta["rows_in"].value)
     return compute, records

@@ -209,18 +209,11 @@ class Lake(ConfigurableResource):
 
     @contextmanager
     def publish(
-        self,
-        asset: str,
-        partition: str | None = None,
-        *,
-        run_id: str | None = None,
-        code_version: str | None = None,
-        metadata: dict | None = None,
+        self, asset: str, partition: str | None = None, **version: Any
     ) -> Iterator[VersionWriter]:
-        """Write a new version; it becomes current only if the block finishes without error."""
-        with self.stage(
-            asset, partition, run_id=run_id, code_version=code_version, metadata=metadata
-        ) as writer:
+        """Write a new version and make it current at once, unchecked (tests, tools); assets
+        stage, check, then commit (assets/publishing.py). `version`: as for `stage`."""
+        with self.stage(asset, partition, **version) as writer:
             yield writer
         self.commit(writer.staged)
 

@@ -18,7 +18,7 @@ from assets.cleaned.filters import FilterConfig
 from assets.cleaned.minhash import MinHashConfig
 from assets.cleaned.pii import PiiPolicy
 from assets.cleaned.schema import CLEANED_DOCUMENTS_SCHEMA, SIGNALS_SCHEMA
-from assets.contracts import Contract, check_specs
+from assets.contracts import DEFAULT_MAX_DROP_SHARE, Contract, check_specs
 from assets.defaults import default_of
 from assets.documents import DROPPED_SCHEMA
 from assets.partitions import crawl_shards
@@ -56,6 +56,11 @@ class CleanedConfig(dg.Config):
     phone_region: str = Field(
         default_of(PiiPolicy, "phone_region"), description="Region for numbers without +prefix."
     )
+    max_drop_share: float = Field(
+        DEFAULT_MAX_DROP_SHARE,
+        description="The shard's version fails its contract (and is not published) when the "
+        "filters drop more than this share of a non-trivial shard.",
+    )
     filter_overrides: dict[str, float] = Field(
         default_factory=dict,
         description='Override one filter parameter, e.g. {"gopher_quality.min_doc_words": 30}.',
@@ -91,7 +96,8 @@ def cleaned_documents(
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     """Raw documents of one shard after Unicode repair, language ID and the quality filters."""
     shard, policy = context.partition_key, config.policy()
-    publication = Publication(context, lake, CONTRACT, CODE_VERSION, partition=shard)
+    contract = dataclasses.replace(CONTRACT, max_drop_share=config.max_drop_share)
+    publication = Publication(context, lake, contract, CODE_VERSION, partition=shard)
     with publication.write() as out:
         report = clean_shard(
             lake.iter_rows("raw_documents", partitions=[shard]),

@@ -9,6 +9,7 @@ import polars as pl
 from pydantic import Field
 
 from assets.contracts import Contract, check_specs
+from assets.defaults import default_of
 from assets.documents import DROPPED_SCHEMA
 from assets.mixed.audit_report import render_report, run_configs
 from assets.mixed.card import drop_reasons, markdown_table, write_card
@@ -76,11 +77,24 @@ class MixedConfig(dg.Config):
         "temperature", description="How domain weights are chosen."
     )
     token_budget: int = Field(200_000, ge=1, description="Tokens in the mixture (SmolLM2).")
-    temperature: float = Field(2.0, gt=0, description="Domain weights ~ tokens ** (1/T).")
-    max_repeats: int = Field(4, ge=1, description="Epochs a document may appear at most.")
-    max_synthetic_share: float = Field(0.3, ge=0, le=1, description="Cap on synthetic tokens.")
+    temperature: float = Field(
+        default_of(MixturePolicy, "temperature"),
+        gt=0,
+        description="Domain weights ~ tokens ** (1/T).",
+    )
+    max_repeats: int = Field(
+        default_of(MixturePolicy, "max_repeats"),
+        ge=1,
+        description="Epochs a document may appear at most.",
+    )
+    max_synthetic_share: float = Field(
+        default_of(MixturePolicy, "max_synthetic_share"),
+        ge=0,
+        le=1,
+        description="Cap on synthetic tokens.",
+    )
     high_quality_bucket: int = Field(3, description="Buckets at or above this are 'hq'.")
-    seed: int = 0
+    seed: int = default_of(MixturePolicy, "seed")
     manual_weights: dict[str, float] = Field(
         default_factory=dict, description="Domain glob pattern -> weight, for method 'manual'."
     )

@@ -76,10 +76,16 @@ class ClassifierConfig(dg.Config):
         ["en"], description="Crawl languages used as negatives (the reference's); None = all."
     )
     max_per_class: int = Field(2000, description="Examples per class (stable samples).")
-    n_features: int = Field(2**18, description="Hashed word 1-2-gram buckets.")
-    c: float = Field(1.0, description="Inverse L2 penalty of the logistic regression.")
-    folds: int = Field(5, description="Stratified folds of the held-out evaluation.")
-    seed: int = 0
+    n_features: int = Field(
+        default_of(ClassifierSpec, "n_features"), description="Hashed word 1-2-gram buckets."
+    )
+    c: float = Field(
+        default_of(ClassifierSpec, "c"), description="Inverse L2 penalty of the regression."
+    )
+    folds: int = Field(
+        default_of(ClassifierSpec, "folds"), description="Stratified folds, held-out evaluation."
+    )
+    seed: int = default_of(ClassifierSpec, "seed")
 
     def spec(self) -> ClassifierSpec:
         return ClassifierSpec(

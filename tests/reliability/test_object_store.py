@@ -177,6 +177,6 @@ def test_the_raw_step_reads_and_writes_object_storage(
     (materialization,) = result.asset_materializations_for_node("raw_documents")
     docs = lake.scan("raw_documents").collect()
     dropped = lake.scan("raw_documents", "dropped").collect()
-    assert docs.height == materialization.metadata["documents"].value > 10
-    assert docs.height + dropped.height == materialization.metadata["records"].value
+    assert docs.height == materialization.metadata["kept"].value > 10
+    assert docs.height + dropped.height == materialization.metadata["rows_in"].value
     assert set(docs["source_file"]) == {f"s3://{bucket}/crawl/{SHARD}"}
