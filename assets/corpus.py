@@ -36,3 +36,20 @@ def corpus_documents(lake: Lake) -> pl.LazyFrame:
         "doc_id", "text", "language", pl.lit("synthetic").alias("origin"), "source_doc_id"
     )
     return pl.concat([organic, synthetic], how="vertical_relaxed")
+
+
+def catalog_rows(lake: Lake, asset: str, table: str = "documents", partitions=None) -> int:
+    """Rows of the current version(s) of a table, as the catalog recorded them at publish: an
+    independent count for a stage's books balance, not one taken from the stage's own reads."""
+    if not lake.has(asset, table):
+        return 0
+    return sum(f.row_count for f in lake.files(asset, table, partitions))
+
+
+def corpus_size(lake: Lake) -> int:
+    """What `corpus_documents` should yield, from the catalog's row counts alone."""
+    return (
+        catalog_rows(lake, "cleaned_documents")
+        - catalog_rows(lake, "duplicate_clusters", "dropped")
+        + catalog_rows(lake, "rephrased_documents")
+    )

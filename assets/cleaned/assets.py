@@ -19,6 +19,7 @@ from assets.cleaned.minhash import MinHashConfig
 from assets.cleaned.pii import PiiPolicy
 from assets.cleaned.schema import CLEANED_DOCUMENTS_SCHEMA, SIGNALS_SCHEMA
 from assets.contracts import DEFAULT_MAX_DROP_SHARE, Contract, check_specs
+from assets.corpus import catalog_rows
 from assets.defaults import default_of
 from assets.documents import DROPPED_SCHEMA
 from assets.partitions import crawl_shards
@@ -108,7 +109,7 @@ def cleaned_documents(
             out.table("signals", SIGNALS_SCHEMA),
         )
     yield from publication.results(
-        report.rows_in,
+        catalog_rows(lake, "raw_documents", partitions=[shard]),
         {
             "dropped_by_rule": dg.MetadataValue.json(dict(report.rules.most_common())),
             "languages": dg.MetadataValue.json(dict(report.languages.most_common())),
@@ -167,7 +168,7 @@ def duplicate_clusters(
         found.write(out, policy)
     result = found.result
     yield from publication.results(
-        result.rows_in,
+        catalog_rows(lake, "cleaned_documents"),
         {
             "clusters": result.clusters,
             "exact_pairs": result.exact_pairs,

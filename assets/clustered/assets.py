@@ -26,9 +26,9 @@ from assets.clustered.schema import (
     FITTED_SCHEMA,
     SUMMARY_SCHEMA,
 )
-from assets.clustered.summary import cluster_summary, semdedup_drops
+from assets.clustered.summary import cluster_summary, missing_embedding_drops, semdedup_drops
 from assets.contracts import check_specs
-from assets.corpus import corpus_documents
+from assets.corpus import corpus_documents, corpus_size
 from assets.defaults import default_of
 from assets.documents import DROPPED_SCHEMA
 from assets.plotting import png_markdown
@@ -68,7 +68,7 @@ def document_embeddings(
         keep = pl.DataFrame(seen, schema=["doc_id", "text_hash"], orient="row")
         sink.write(previous.join(keep, on=["doc_id", "text_hash"], how="semi"))
     yield from publication.results(
-        len(seen), {"newly_embedded": progress.done, **progress.finish(), "model": model_id}
+        corpus_size(lake), {"newly_embedded": progress.done, **progress.finish(), "model": model_id}
     )
 
 
@@ -120,7 +120,12 @@ def clusters(
         pl.Series("cluster_id", fit.labels), pl.Series("distance", fit.distances)
     )
     removed = semantic_duplicates(vectors, fit.labels, fit.distances, config.semdedup_threshold)
-    drops = semdedup_drops(docs["doc_id"].to_list(), removed, config.semdedup_threshold)
+    drops = pl.concat(
+        [
+            semdedup_drops(docs["doc_id"].to_list(), removed, config.semdedup_threshold),
+            missing_embedding_drops(corpus.join(embedded, on="doc_id", how="anti")),
+        ]
+    )
     summary = cluster_summary(assignments, terms, config.representatives)
     fitted = fitted_documents(docs["doc_id"], decision, previous)
     with publication.write() as out:
@@ -132,15 +137,14 @@ def clusters(
         projection = plot_projection(vectors, fit.labels, summary, out.staging / "projection.png")
     table = summary.select("cluster_id", "label", "size", "synthetic_share")
     yield from publication.results(
-        corpus.height,
+        corpus_size(lake),
         {
             "k": fit.k,
             "refitted": decision.refitted,
             "drift": round(decision.drift, 4),
             "silhouette": fit.silhouette,
-            "unembedded": corpus.height - docs.height,
             "cluster_table": dg.MetadataValue.md(table.to_pandas().to_markdown(index=False)),
             "projection": dg.MetadataValue.md(png_markdown(projection, "2-D projection")),
         },
-        kept=assignments.height - drops.height,
+        kept=assignments.height - len(removed),
     )

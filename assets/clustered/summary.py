@@ -26,6 +26,15 @@ def semdedup_drops(
     return pl.from_arrow(pa.Table.from_pylist(rows, schema=DROPPED_SCHEMA))
 
 
+def missing_embedding_drops(unembedded: pl.DataFrame) -> pl.DataFrame:
+    """Corpus documents with no vector (an older embeddings version): recorded, not lost."""
+    rows = [
+        {"doc_id": doc_id, "stage": "clustered", "rule": "clustered:missing_embedding"}
+        for doc_id in unembedded["doc_id"]
+    ]
+    return pl.from_arrow(pa.Table.from_pylist(rows, schema=DROPPED_SCHEMA))
+
+
 def cluster_summary(assignments: pl.DataFrame, terms: list[list[str]], n_rep: int) -> pl.DataFrame:
     """Size, synthetic share, the documents nearest the centroid and a c-TF-IDF label."""
     stats = (

@@ -9,6 +9,7 @@ import polars as pl
 from pydantic import Field
 
 from assets.contracts import Contract, check_specs
+from assets.corpus import catalog_rows, corpus_size
 from assets.defaults import default_of
 from assets.documents import DROPPED_SCHEMA
 from assets.mixed.audit_report import render_report, run_configs
@@ -128,14 +129,15 @@ def training_mixture(
         config.max_synthetic_share,
         config.seed,
     )
-    docs = load_domains(lake, tokens, config.high_quality_bucket)
+    domains = load_domains(lake, tokens, config.high_quality_bucket)
+    docs = domains.docs
     plan = _plan(docs, config, policy, proxy)
     samples = sample_mixture(plan.pool, plan.weights, policy).with_columns(
         (pl.col("doc_id") + "-" + pl.col("repeat").cast(pl.String)).alias("sample_id")
     )
     manifest = manifest_for(plan, samples, policy, tokens.tokenizer_id(), _settings(config))
     manifest["upstream_versions"] = lake.versions_of(UPSTREAM)
-    dropped = not_sampled(docs, samples, plan)
+    dropped = pl.concat([not_sampled(docs, samples, plan), domains.lost], how="diagonal_relaxed")
     rounds = plan.search.table() if plan.search else None
     configs = {**run_configs(context.instance, lake), "training_mixture": config.model_dump()}
     kept = samples["doc_id"].n_unique()
@@ -146,7 +148,7 @@ def training_mixture(
         _write_version(out, lake, docs, samples, dropped, manifest, rounds, report)
     folder = publication.folder
     yield from publication.results(
-        docs.height,
+        corpus_size(lake) - catalog_rows(lake, "clusters", "dropped"),
         {
             "dataset_card": dg.MetadataValue.path(f"{folder}/DATASET_CARD.md"),
             "audit_report": dg.MetadataValue.path(f"{folder}/{AUDIT_REPORT}"),

@@ -10,6 +10,7 @@ was trained on. A file of target texts replaces it.
 
 import gzip
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
@@ -20,20 +21,48 @@ from resources.lake import Lake
 from resources.tokenizer import TokenCounter
 
 
-def load_domains(lake: Lake, tokens: TokenCounter, high_bucket: int) -> pl.DataFrame:
-    """Corpus documents with their domain: cluster x quality tier x origin, and token counts."""
+@dataclass(frozen=True)
+class Domains:
+    docs: pl.DataFrame  # what the mixture may draw from, with domain and token count
+    lost: pl.DataFrame  # corpus documents without a cluster or a score: dropped with the reason
+
+
+def load_domains(lake: Lake, tokens: TokenCounter, high_bucket: int) -> Domains:
+    """Corpus documents with their domain: cluster x quality tier x origin, and token counts.
+
+    Documents the clustered stage dropped (SemDeDup, no embedding) are its to account for; a
+    document that reaches the mixture with no cluster or no score is recorded here, not lost."""
     corpus = corpus_documents(lake).select("doc_id", "text", "origin")
     assigned = lake.scan("clusters").select("doc_id", "cluster_id")
     scored = lake.scan("quality_scores").select("doc_id", "quality_score", "quality_bucket")
-    semantic_dups = lake.scan("clusters", "dropped").select("doc_id")
-    docs = (
-        corpus.join(assigned, on="doc_id")
-        .join(scored, on="doc_id")
-        .join(semantic_dups, on="doc_id", how="anti")
+    clustered_out = lake.scan("clusters", "dropped").select("doc_id")
+    joined = (
+        corpus.join(clustered_out, on="doc_id", how="anti")
+        .join(assigned, on="doc_id", how="left")
+        .join(scored, on="doc_id", how="left")
         .collect()
     )
+    missing = pl.col("cluster_id").is_null() | pl.col("quality_score").is_null()
+    docs = joined.filter(~missing)
     counts = tokens.count(docs["text"].to_list())
-    return with_domains(docs.with_columns(pl.Series("tokens", counts, dtype=pl.Int64)), high_bucket)
+    docs = with_domains(docs.with_columns(pl.Series("tokens", counts, dtype=pl.Int64)), high_bucket)
+    return Domains(docs, _lost(joined.filter(missing)))
+
+
+def _lost(rows: pl.DataFrame) -> pl.DataFrame:
+    rule = (
+        pl.when(pl.col("cluster_id").is_null())
+        .then(pl.lit("mixed:missing_cluster"))
+        .otherwise(pl.lit("mixed:missing_score"))
+    )
+    return rows.select(
+        "doc_id",
+        pl.lit("mixed").alias("stage"),
+        rule.alias("rule"),
+        pl.lit(None, pl.Float64).alias("value"),
+        pl.lit(None, pl.Float64).alias("threshold"),
+        pl.lit("not in the current clusters or quality_scores version").alias("detail"),
+    )
 
 
 def with_domains(docs: pl.DataFrame, high_bucket: int) -> pl.DataFrame:

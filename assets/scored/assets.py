@@ -19,6 +19,7 @@ import polars as pl
 from pydantic import Field
 
 from assets.contracts import check_specs
+from assets.corpus import corpus_size
 from assets.defaults import default_of
 from assets.partitions import GPU_POOL, GPU_TAG
 from assets.plotting import png_markdown
@@ -413,7 +414,7 @@ def quality_scores(
     with publication.write() as out:
         out.write("documents", scores, scores.to_arrow().schema)
     yield from publication.results(
-        scored.rows_in,
+        corpus_size(lake),
         {
             "missing_scores": dg.MetadataValue.json(
                 {c: scores[c].null_count() for c in SCORE_COLUMNS}

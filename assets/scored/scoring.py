@@ -38,7 +38,6 @@ class ScoredCorpus:
     excluded: dict[str, str]
     learned_note: str
     scorers: Scorers
-    rows_in: int
 
 
 def score_corpus(lake: Lake, policy: ScoringPolicy) -> ScoredCorpus:
@@ -61,7 +60,7 @@ def score_corpus(lake: Lake, policy: ScoringPolicy) -> ScoredCorpus:
     scores = features.with_columns(
         pl.Series("quality_score", total), pl.Series("quality_bucket", buckets(total))
     ).join(_clusters(lake), on="doc_id", how="left")
-    return ScoredCorpus(scores, weights, excluded, learned_note, scorers, features.height)
+    return ScoredCorpus(scores, weights, excluded, learned_note, scorers)
 
 
 def _weights(

@@ -10,6 +10,7 @@ import pytest
 
 from assets.documents import DROPPED_SCHEMA
 from assets.mixed.assets import training_mixture
+from assets.mixed.domains import Domains
 from assets.mixed.proxy import NgramProxy
 from resources.lake import Lake
 from resources.tokenizer import TokenCounter
@@ -139,3 +140,45 @@ def test_audit_report_is_self_contained_and_linked_from_the_metadata(lake: Lake)
     mixture = lake.scan("training_mixture").collect()
     assert f"<td class='n'>{mixture['doc_id'].n_unique()}</td>" in report
     assert "&quot;temperature&quot;: 2.0" in report, "the mixture's own config is shown"
+
+
+def balance(result: dg.ExecuteInProcessResult) -> dg.AssetCheckEvaluation:
+    return next(e for e in result.get_asset_check_evaluations() if e.check_name == "books_balance")
+
+
+def test_a_document_without_a_score_is_dropped_with_its_reason(lake: Lake) -> None:
+    scores = lake.scan("quality_scores").collect()
+    publish(lake, "quality_scores", {"documents": scores.head(scores.height - 1)})
+    result = materialize(lake, {})
+    assert balance(result).passed
+    dropped = lake.scan("training_mixture", "dropped").collect()
+    lost = dropped.filter(pl.col("rule") == "mixed:missing_score")
+    assert lost["doc_id"].to_list() == [scores["doc_id"][-1]]
+
+
+def test_books_balance_fails_when_the_mixture_loses_a_document(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import assets.mixed.assets as mixed
+
+    real = mixed.load_domains
+
+    def losing_one(*args, **kwargs):
+        domains = real(*args, **kwargs)
+        return Domains(domains.docs.slice(1), domains.lost)
+
+    monkeypatch.setattr(mixed, "load_domains", losing_one)
+    before = lake.files("training_mixture") if lake.has("training_mixture") else []
+    result = dg.materialize(
+        [training_mixture],
+        resources={"lake": lake, "tokens": TokenCounter(), "proxy": NgramProxy()},
+        run_config={"ops": {"training_mixture": {"config": {"token_budget": BUDGET}}}},
+        raise_on_error=False,
+    )
+    check = balance(result)
+    assert not check.passed
+    assert check.metadata["rows_in"].value == check.metadata["kept"].value + 1 + (
+        check.metadata["dropped"].value
+    )
+    current = lake.files("training_mixture") if lake.has("training_mixture") else []
+    assert current == before, "the unbalanced version was not published"
