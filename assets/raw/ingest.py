@@ -22,6 +22,7 @@ class IngestCounts:
     documents: int = 0
     quarantined: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
+    extractors: dict[str, int] = field(default_factory=dict)  # documents per `extractor` label
     seconds: float = 0.0
 
 
@@ -82,6 +83,8 @@ def ingest_shard(
         else:
             documents.append(document_row(shard, *item))
             counts.documents += 1
+            label = item[1].extractor
+            counts.extractors[label] = counts.extractors.get(label, 0) + 1
         if counts.records % 500 == 0:
             rate = counts.records / (time.perf_counter() - started)
             log.info("%s: %d records read (%.1f/s)", shard, counts.records, rate)

@@ -29,7 +29,7 @@ from assets.raw.extract import (
     extract_text,
     iter_documents,
 )
-from assets.raw.ingest import document_row
+from assets.raw.ingest import document_row, ingest_shard
 from assets.raw.normalize import drop_title_line, normalize_text
 from assets.raw.readers import read_shard
 from assets.raw.records import Quarantined, RawRecord
@@ -300,3 +300,25 @@ def test_vendored_benchmark_loads_with_its_ground_truth() -> None:
     pages, truth = load_benchmark()
     assert len(pages) == len(truth) == 181
     assert all(page.lstrip()[:1] == b"<" for page in pages.values())
+
+
+class _Rows:
+    def __init__(self) -> None:
+        self.rows: list[dict] = []
+
+    def append(self, row: dict) -> None:
+        self.rows.append(row)
+
+
+def test_ingest_records_the_chosen_extractor_per_document() -> None:
+    documents, dropped = _Rows(), _Rows()
+    settings = ExtractionSettings(extractor="resiliparse")
+    counts = ingest_shard(str(APT_DOC), "apt-doc", documents, dropped, settings=settings)
+    assert counts.documents == len(documents.rows) > 90
+    assert (
+        counts.records
+        == counts.documents + counts.quarantined
+        == counts.documents + len(dropped.rows)
+    )
+    assert {row["extractor"] for row in documents.rows} == {RESILIPARSE_EXTRACTOR}
+    assert counts.extractors == {RESILIPARSE_EXTRACTOR: counts.documents}
