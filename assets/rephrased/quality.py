@@ -1,7 +1,9 @@
 """Quality control of rewrites: a bad rewrite is recorded with its reason, never passed on.
 
-Small models in particular answer with chat preambles, refusals, loops or text unrelated to the
-source; each check below catches one of those and names the value it measured. Crawled pages may
+Small models in particular answer with chat preambles, role lines, talk about the task, refusals,
+loops, sentences said over and over, answers cut at the token limit, answers in another language,
+or text unrelated to the source; each check below catches one of those and names the value it
+measured. Crawled pages may
 also carry instructions aimed at the model ("ignore previous instructions and ..."): a rewrite
 that obeys or repeats them instead of rewriting the page is caught too.
 """
@@ -44,6 +46,16 @@ TEMPLATE_PREAMBLE = re.compile(
 )
 ROLE_LINE = re.compile(
     r"^[ \t>*#]*(system|user|assistant|human)[ \t]*\**[ \t]*:", re.IGNORECASE | re.MULTILINE
+)
+# An answer that talks about the chat or the task instead of rewriting the page: "The user asks
+# ...", "The assistant provides ...", "In this chat, I've provided a paraphrase of the given
+# paragraph". Judged against the source, which may say such things itself.
+TASK_TALK = re.compile(
+    r"\b(in this (chat|conversation)"
+    r"|the (user|assistant) (asked|asks|is asking|requested|requests|wants|provides|provided)"
+    r"|i(?:'ve| have) (provided|rewritten|rephrased|paraphrased)"
+    r"|the (given|above|original) (paragraph|text|passage))\b",
+    re.IGNORECASE,
 )
 NOT_WORD = re.compile(r"\W+", re.UNICODE)
 
@@ -109,6 +121,15 @@ def judge_rewrite(
     markup = chat_markup(source, rewrite)
     if markup is not None:
         return Rejection("qc:chat_markup", None, None, f"found={markup[:80]!r}")
+    if expected_language and detected_language is not None and len(words) >= policy.min_words:
+        language, probability = detected_language
+        if language != expected_language and probability >= policy.min_language_confidence:
+            return Rejection(
+                "qc:wrong_language",
+                probability,
+                policy.min_language_confidence,
+                f"asked={expected_language} answered={language}",
+            )
     injected = injected_share(source, words)
     if injected > policy.max_injected_share:
         return Rejection("qc:prompt_injection", injected, policy.max_injected_share)
@@ -116,10 +137,13 @@ def judge_rewrite(
         return Rejection("qc:too_short", len(words), policy.min_words)
     if REFUSAL.search(rewrite[:300]):
         return Rejection("qc:refusal", None, None)
+    talk = task_talk(source, rewrite)
+    if talk is not None:
+        return Rejection("qc:task_talk", None, None, f"found={talk[:80]!r}")
     ratio = len(rewrite) / max(len(source), 1)
     if ratio > policy.max_length_ratio:
         return Rejection("qc:runaway_length", ratio, policy.max_length_ratio)
-    repeats, sentence = most_repeated_sentence(rewrite, policy.min_repeated_words)
+    repeats, sentence = most_repeated_sentence(rewrite, policy.min_repeated_words, source)
     if repeats > policy.max_sentence_repeats:
         return Rejection(
             "qc:repeated_sentence",
@@ -130,15 +154,6 @@ def judge_rewrite(
     distinct = distinct_ngram_ratio(words, 4)
     if distinct < policy.min_distinct_4gram_ratio:
         return Rejection("qc:repetition", distinct, policy.min_distinct_4gram_ratio)
-    if expected_language and detected_language is not None:
-        language, probability = detected_language
-        if language != expected_language and probability >= policy.min_language_confidence:
-            return Rejection(
-                "qc:wrong_language",
-                probability,
-                policy.min_language_confidence,
-                f"asked={expected_language} answered={language}",
-            )
     overlap = source_overlap(source, words)
     if overlap < policy.min_source_overlap:
         return Rejection("qc:unfaithful", overlap, policy.min_source_overlap)
@@ -163,18 +178,37 @@ def chat_markup(source: str, rewrite: str) -> str | None:
     return None
 
 
-def most_repeated_sentence(text: str, min_words: int) -> tuple[int, str]:
-    """The most frequent sentence (or line) of at least `min_words` words and how often it
-    occurs, compared on lower-cased words; (0, "") when no sentence is that long."""
+def task_talk(source: str, rewrite: str) -> str | None:
+    """The first phrase in which the rewrite talks about the chat or the task, unless the source
+    has the same phrase."""
+    said = {m.group(0).lower() for m in TASK_TALK.finditer(source)}
+    for found in TASK_TALK.finditer(rewrite):
+        if found.group(0).lower() not in said:
+            return found.group(0)
+    return None
+
+
+def most_repeated_sentence(text: str, min_words: int, source: str = "") -> tuple[int, str]:
+    """The sentence (or line) of at least `min_words` words that the text says most often, and
+    how often, compared on lower-cased words; (0, "") when there is none. A sentence counts only
+    when the text says it more often than `source` does (a page's own repeated lines, rewritten
+    faithfully, are not a loop of the model)."""
+    counts = _sentence_counts(text, min_words)
+    in_source = _sentence_counts(source, min_words) if source else {}
+    looped = {s: n for s, n in counts.items() if n > in_source.get(s, 0)}
+    if not looped:
+        return 0, ""
+    sentence = max(looped, key=looped.__getitem__)
+    return looped[sentence], sentence
+
+
+def _sentence_counts(text: str, min_words: int) -> dict[str, int]:
     counts: dict[str, int] = {}
     for part in SENTENCE_OR_LINE.split(text):
         normal = NOT_WORD.sub(" ", part.lower()).strip()
         if len(normal.split()) >= min_words:
             counts[normal] = counts.get(normal, 0) + 1
-    if not counts:
-        return 0, ""
-    sentence = max(counts, key=counts.__getitem__)
-    return counts[sentence], sentence
+    return counts
 
 
 def distinct_ngram_ratio(words: list[str], n: int) -> float:
