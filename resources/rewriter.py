@@ -153,10 +153,13 @@ class VLLMRewriter(ConfigurableResource):
         call = next(self._engine_calls)
         # vLLM draws unseeded requests from the engine's one generator, seeded at build: the text
         # depends on every request drawn before it, in this call and in earlier ones.
-        seed, note = self._seeding(
+        unseeded = (
             f"unseeded: engine seed {self.seed}, call {call} of this engine, "
             f"batch of {len(conversations)} requests"
         )
+        seed, note = self._seeding(unseeded)
+        if seed is not None and not _takes_seeds(engine):  # shared with a copy built without
+            seed, note = None, f"{unseeded} (a CPU engine that prefills in chunks takes none)"
         params = SamplingParams(**self.sampling(), seed=seed)
         outputs = engine.chat(list(conversations), params, use_tqdm=False)
         return [
@@ -210,3 +213,12 @@ class VLLMRewriter(ConfigurableResource):
         if self._client is not None:
             self._client.close()
         self._engine = self._client = None
+
+
+def _takes_seeds(engine: Any) -> bool:
+    """Whether this engine can sample per-request seeds: vLLM's CPU build cannot once it
+    prefills prompts in chunks."""
+    from vllm.platforms import current_platform
+
+    scheduler = engine.llm_engine.vllm_config.scheduler_config
+    return not (current_platform.is_cpu() and scheduler.enable_chunked_prefill)
