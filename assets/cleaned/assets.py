@@ -14,7 +14,7 @@ from assets.cleaned.clean import (
     with_overrides,
 )
 from assets.cleaned.dedup import DEDUP_CODE_VERSION, DedupPolicy, KeepPolicy, find_duplicates
-from assets.cleaned.filters import FilterConfig
+from assets.cleaned.filters import ParityMode, filters_for
 from assets.cleaned.minhash import MinHashConfig
 from assets.cleaned.pii import PiiPolicy
 from assets.cleaned.schema import CLEANED_DOCUMENTS_SCHEMA, SIGNALS_SCHEMA
@@ -38,6 +38,11 @@ CONTRACT = Contract(
 class CleanedConfig(dg.Config):
     """Thresholds of the cleaned stage; filter parameters keep their published defaults."""
 
+    parity: ParityMode = Field(
+        "per_language",
+        description="'per_language' adapts Gopher's stop words and word-shape rules per language "
+        "(FineWeb2); 'datatrove' applies FineWeb's English defaults everywhere, as datatrove does.",
+    )
     min_language_score: float = Field(
         default_of(CleaningPolicy, "min_language_score"),
         description="Drop documents below this LID score.",
@@ -68,7 +73,7 @@ class CleanedConfig(dg.Config):
     )
 
     def policy(self) -> CleaningPolicy:
-        filters = FilterConfig()
+        filters = filters_for(self.parity)
         for name in ("gopher_repetition", "gopher_quality", "c4", "fineweb_quality"):
             if not getattr(self, name):
                 filters = dataclasses.replace(filters, **{name: None})

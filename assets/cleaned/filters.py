@@ -34,6 +34,7 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 from itertools import compress, count, islice
 from operator import eq, itemgetter, ne
+from typing import Literal
 
 import numpy as np
 
@@ -134,6 +135,16 @@ class FilterConfig:
     def _language_table(self) -> dict[str, FilterConfig]:
         """Built once per config (``cached_property`` writes past the frozen dataclass)."""
         return default_per_language(self) if self.per_language is None else self.per_language
+
+
+ParityMode = Literal["per_language", "datatrove"]
+
+
+def filters_for(mode: ParityMode) -> FilterConfig:
+    """`per_language` (the default) adapts Gopher's stop words and word-shape rules per
+    language; `datatrove` applies FineWeb's English defaults to every language, as datatrove's
+    filters do, which is the setting whose decisions are measured identical to datatrove's."""
+    return FilterConfig() if mode == "per_language" else FilterConfig(per_language={})
 
 
 # Gopher's stop-word rule names eight frequent English function words; applied to German or
