@@ -93,11 +93,13 @@ def contract_check(
     dropped_paths: Sequence[str] = (),
     rows_in: int | None = None,
     dropped: int | None = None,
+    record: list[dict] | None = None,
 ) -> AssetCheckResult:
-    failures = validate(pl.scan_parquet(list(paths), glob=False), contract)
+    """`record`, when given, receives great-expectations' own result of every expectation."""
+    failures = validate(pl.scan_parquet(list(paths), glob=False), contract, record=record)
     if dropped_paths:
         scan = pl.scan_parquet(list(dropped_paths), glob=False)
-        failures += validate(scan, DROPPED_CONTRACT, table="dropped")
+        failures += validate(scan, DROPPED_CONTRACT, table="dropped", record=record)
     failures += drop_share_failures(contract, rows_in, dropped)
     return AssetCheckResult(
         check_name="contract",
@@ -120,7 +122,12 @@ def drop_share_failures(contract: Contract, rows_in: int | None, dropped: int | 
     return [Failure("dropped", f"drop_share {share} > {contract.max_drop_share}", "", dropped)]
 
 
-def validate(frame: pl.LazyFrame, contract: Contract, table: str = "documents") -> list[Failure]:
+def validate(
+    frame: pl.LazyFrame,
+    contract: Contract,
+    table: str = "documents",
+    record: list[dict] | None = None,
+) -> list[Failure]:
     """Run the contract as a GX suite; returns the failed expectations, empty when all pass."""
     present = frame.collect_schema().names()
     missing = [c for c in contract.columns if c not in present]
@@ -130,10 +137,10 @@ def validate(frame: pl.LazyFrame, contract: Contract, table: str = "documents") 
     # Long text never goes to pandas: its length keeps the nulls a suite checks for.
     columns = [pl.col(c).str.len_chars() if c == "text" else pl.col(c) for c in wanted]
     df = frame.select(columns).collect().to_pandas()
-    return _run_suite(df, contract, table)
+    return _run_suite(df, contract, table, record)
 
 
-def _run_suite(df, contract: Contract, table: str) -> list[Failure]:
+def _run_suite(df, contract: Contract, table: str, record: list[dict] | None) -> list[Failure]:
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
     import great_expectations as gx
     import great_expectations.expectations as gxe
@@ -160,6 +167,8 @@ def _run_suite(df, contract: Contract, table: str) -> list[Failure]:
     failures = []
     for expectation in expectations:
         result = batch.validate(expectation)
+        if record is not None:
+            record.append({"table": table, **result.to_json_dict()})
         if not result.success:
             details = result.result or {}
             examples = tuple(str(v)[:80] for v in details.get("partial_unexpected_list", [])[:5])

@@ -9,6 +9,7 @@ a later run, a sensor or a nightly schedule; the blocking checks stop the rest o
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +22,8 @@ from assets.contracts import Contract, balance_check, contract_check
 from assets.documents import DROPPED_SCHEMA
 from resources.catalog import TableVersion
 from resources.lake import Lake, StagedVersion, VersionWriter
+
+CHECK_REPORT = "checks.json"
 
 
 class Publication:
@@ -83,6 +86,7 @@ class Publication:
         one row per kept input (samples with repeats, cluster members) pass their own count."""
         documents, dropped = self._table("documents"), self._table("dropped")
         kept = documents.row_count if kept is None else kept
+        expectations: list[dict] = []
         contract = contract_check(
             self.asset,
             [documents.path],
@@ -90,8 +94,10 @@ class Publication:
             [dropped.path],
             rows_in=rows_in,
             dropped=dropped.row_count,
+            record=expectations,
         )
         balance = balance_check(self.asset, rows_in, kept, dropped.row_count)
+        report = self._write_check_report(expectations, contract, balance)
         self._decide(contract, balance)
         seconds = time.perf_counter() - self.started
         where = f" {self.partition}" if self.partition else ""
@@ -106,12 +112,34 @@ class Publication:
                 "dropped": dropped.row_count,
                 "compute_s": round(seconds, 3),
                 "version_committed": self.staged is not None and contract.passed and balance.passed,
+                "check_results": dg.MetadataValue.path(report) if report else "reused version",
                 **(metadata or {}),
             },
             data_version=data_version,
         )
         yield contract
         yield balance
+
+    def _write_check_report(
+        self, expectations: list[dict], *checks: dg.AssetCheckResult
+    ) -> str | None:
+        """great-expectations' result of every expectation and both checks, kept in the version's
+        own folder: the audit trail of why this version was (not) published."""
+        if self.staged is None:
+            return None
+        report = {
+            "asset": self.asset,
+            "partition": self.partition,
+            "version": self.staged.tables[0].version,
+            "checks": {
+                c.check_name: {"passed": c.passed, **{k: _plain(v) for k, v in c.metadata.items()}}
+                for c in checks
+            },
+            "great_expectations": expectations,
+        }
+        path = f"{self.staged.folder}/{CHECK_REPORT}"
+        self.lake.filesystem.pipe_file(path, json.dumps(report, indent=2, default=str).encode())
+        return path
 
     def _decide(self, contract: dg.AssetCheckResult, balance: dg.AssetCheckResult) -> None:
         if self.staged is None:

@@ -50,6 +50,10 @@ def test_a_shard_the_filters_drop_entirely_fails_and_the_last_good_version_stays
     reasons = json.loads(rejected["metadata"])["rejected"]
     assert "drop_share" in reasons["contract"]["failed_expectations"]
     assert Path(rejected["path"]).exists(), "kept on disk for the audit"
+    report = json.loads((Path(rejected["path"]).parent / "checks.json").read_text())
+    assert report["checks"]["contract"]["passed"] is False
+    assert all(r["success"] for r in report["great_expectations"]), "only the drop share failed"
+    assert {r["table"] for r in report["great_expectations"]} == {"documents", "dropped"}
 
     check = ensure_instance().get_latest_asset_check_evaluation_record(
         dg.AssetCheckKey(dg.AssetKey("cleaned_documents"), "contract")
