@@ -17,11 +17,12 @@ from assets.raw.schema import RAW_DOCUMENTS_SCHEMA
 from resources.crawl import CrawlSource
 from resources.lake import Lake
 
-CODE_VERSION = "raw-2"  # 2: normalized text, safe boilerplate removal, CPU-time bounds
+CODE_VERSION = "raw-2"  # 2: normalized text, safe boilerplate removal, CPU-time bounds, offset unit
 CONTRACT = Contract(
     columns=tuple(RAW_DOCUMENTS_SCHEMA.names),
     not_null=("doc_id", "source_file", "source_offset", "text"),
     ranges={"source_offset": (0, None)},
+    allowed={"source_offset_unit": ("byte", "line", "row")},
 )
 
 

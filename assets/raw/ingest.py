@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from assets.documents import Drop, make_doc_id
 from assets.raw.extract import DEFAULT_SETTINGS, ExtractedText, ExtractionSettings, iter_documents
+from assets.raw.readers import offset_unit
 from assets.raw.records import Quarantined, RawRecord
 from resources.lake import TableSink
 
@@ -43,6 +44,7 @@ def document_row(shard: str, record: RawRecord, extracted: ExtractedText) -> dic
         "http_status": record.http_status,
         "source_file": record.source_file,
         "source_offset": record.source_offset,
+        "source_offset_unit": offset_unit(record.source_file),
         "record_id": record.record_id,
         "title": extracted.title,
         "text": extracted.text,

@@ -91,6 +91,16 @@ def shard_format(path_or_url: str) -> str | None:
     return None
 
 
+OFFSET_UNITS = {"warc": "byte", "jsonl": "line", "parquet": "row"}
+
+
+def offset_unit(path_or_url: str) -> str | None:
+    """What `source_offset` counts for a file: compressed bytes (WARC and WET, where a reader
+    can seek to the record), 0-based lines (JSONL) or rows (Parquet)."""
+    fmt = shard_format(path_or_url)
+    return OFFSET_UNITS.get(fmt) if fmt else None
+
+
 def _file_name(path_or_url: str) -> str:
     """Lower-case name without an HTTP query string or fragment, for suffix checks."""
     name = path_or_url.lower()

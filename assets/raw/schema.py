@@ -12,6 +12,7 @@ RAW_DOCUMENTS_SCHEMA = pa.schema(
         ("http_status", pa.int32()),
         ("source_file", pa.string()),
         ("source_offset", pa.int64()),
+        ("source_offset_unit", pa.string()),  # "byte" (WARC, WET), "line" (JSONL), "row" (Parquet)
         ("record_id", pa.string()),
         ("title", pa.string()),
         ("text", pa.string()),
