@@ -133,6 +133,8 @@ def quality_classifier(
             "fingerprint": wanted,
             "trained": model is not None,
             "auc": evaluation.auc,
+            "auc_ci_low": evaluation.auc_ci_low,
+            "auc_ci_high": evaluation.auc_ci_high,
             "auc_reason": evaluation.reason,
             "n_reference": evaluation.n_positive,
             "n_crawl": evaluation.n_negative,
@@ -157,6 +159,8 @@ def quality_classifier(
         examples.height,
         {
             "heldout_auc": metrics["auc"],
+            "auc_ci_low": metrics.get("auc_ci_low"),
+            "auc_ci_high": metrics.get("auc_ci_high"),
             "auc_note": metrics["auc_reason"] or f"{metrics['folds']}-fold out-of-fold",
             "n_reference": metrics["n_reference"],
             "n_crawl": metrics["n_crawl"],
@@ -306,6 +310,12 @@ def rating_scorer(
         rated_docs.height,
         {
             "heldout_spearman": dg.MetadataValue.json(spearman),
+            "spearman_ci_low": dg.MetadataValue.json(
+                {r["dimension"]: r.get("spearman_ci_low") for r in metrics.iter_rows(named=True)}
+            ),
+            "spearman_ci_high": dg.MetadataValue.json(
+                {r["dimension"]: r.get("spearman_ci_high") for r in metrics.iter_rows(named=True)}
+            ),
             "spearman_null_reasons": dg.MetadataValue.json({k: v for k, v in reasons.items() if v}),
             "n_rated": dg.MetadataValue.json(
                 {r["dimension"]: r["n_rated"] for r in metrics.iter_rows(named=True)}
@@ -338,6 +348,8 @@ def _train_heads(
                 "dimension": r.dimension,
                 "n_rated": r.n_rated,
                 "spearman": r.spearman,
+                "spearman_ci_low": r.spearman_ci_low,
+                "spearman_ci_high": r.spearman_ci_high,
                 "spearman_reason": r.reason,
                 "alpha": r.alpha,
                 "embedding_model": ",".join(model_ids),

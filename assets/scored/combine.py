@@ -6,8 +6,12 @@ signals on the rated sample (Meta-rater regresses proxy-model losses instead, wh
 runs). The distilled rating heads are not features of that regression: they were fitted to the
 same ratings, so their in-sample values would take every weight; they keep configured weights.
 
-A model score enters only if its held-out evaluation shows skill (classifier AUC, Spearman of a
-distilled head at or above a threshold); the others are kept as columns but weigh nothing.
+A model score enters only if its held-out evaluation shows skill, judged on the lower bound of a
+bootstrap confidence interval, not on the point estimate: a few dozen held-out examples give an
+AUC or a Spearman that can clear a threshold by chance. The classifier's interval must start at
+`min_heldout_auc` or up; a distilled head's must start above 0 (its agreement is distinguishable
+from none) and at `min_heldout_spearman` or up, whichever is stricter. Others are kept as
+columns but weigh nothing.
 
 Signals are standardised within each language with enough documents (FineWeb2 sets thresholds
 per language for the same reason: word statistics, and English-trained scorers, differ by
@@ -51,17 +55,31 @@ def skilled(
     weights: Mapping[str, float],
     heldout: Mapping[str, float | None],
     thresholds: Mapping[str, float],
+    above: Mapping[str, float] | None = None,
 ) -> tuple[dict[str, float], dict[str, str]]:
-    """Weights of model scores whose held-out evaluation is missing or below its threshold are
-    dropped: a scorer that showed no skill on data it did not see adds noise, not quality (and
-    standardising a near-constant prediction would blow that noise up to full weight)."""
+    """Weights of model scores whose held-out skill is missing or too low are dropped: a scorer
+    that showed no skill on data it did not see adds noise, not quality (and standardising a
+    near-constant prediction would blow that noise up to full weight).
+
+    `heldout[name]` is the lower bound of the bootstrap interval of the score's held-out metric;
+    it must be at or above `thresholds[name]` and, where `above` names the score, strictly above
+    `above[name]`."""
+    above = above or {}
     kept, excluded = {}, {}
     for name, weight in weights.items():
-        threshold = thresholds.get(name)
+        threshold, floor = thresholds.get(name), above.get(name)
+        if threshold is None and floor is None:
+            kept[name] = weight
+            continue
         value = heldout.get(name)
-        if threshold is not None and (value is None or value < threshold):
-            shown = "n/a" if value is None else f"{value:.3f}"
-            excluded[name] = f"held-out {shown} < {threshold}"
+        if value is None:
+            excluded[name] = (
+                f"held-out CI low n/a < {threshold if threshold is not None else floor}"
+            )
+        elif threshold is not None and value < threshold:
+            excluded[name] = f"held-out CI low {value:.3f} < {threshold}"
+        elif floor is not None and value <= floor:
+            excluded[name] = f"held-out CI low {value:.3f} <= {floor}: no skill distinguishable"
         else:
             kept[name] = weight
     return kept, excluded

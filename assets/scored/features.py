@@ -35,7 +35,8 @@ class Scorers:
     heads: dict[str, Any] = field(default_factory=dict)
     embedding_model: str | None = None
     versions: dict[str, str] = field(default_factory=dict)
-    # held-out evaluation per score column: classifier AUC, Spearman per dimension (None = n/a)
+    # held-out skill per score column, the lower bound of its bootstrap interval: classifier
+    # AUC, Spearman per dimension (None = n/a, or a version written before intervals existed)
     heldout: dict[str, float | None] = field(default_factory=dict)
     # training documents with their out-of-fold scores: classifier (crawl side), rating heads
     classifier_oof: pl.DataFrame | None = None
@@ -48,7 +49,7 @@ def load_scorers(lake: Lake) -> Scorers:
         if stored.metrics["trained"][0]:
             scorers.classifier = load_model(lake, stored.folder, CLASSIFIER_FILE)
         scorers.versions["quality_classifier"] = stored.fingerprint
-        scorers.heldout["classifier_score"] = stored.metrics["auc"][0]
+        scorers.heldout["classifier_score"] = _lower_bound(stored.metrics, "auc_ci_low")[0]
         examples = lake.scan("quality_classifier").filter(pl.col("source") == "crawl")
         scorers.classifier_oof = examples.select("doc_id", "heldout_score").collect()
     if (stored := current_artifact(lake, "rating_scorer")) is not None:
@@ -56,9 +57,18 @@ def load_scorers(lake: Lake) -> Scorers:
         scorers.heads.update(bundle["heads"])
         scorers.embedding_model = bundle["embedding_model"]
         scorers.versions["rating_scorer"] = stored.fingerprint
-        scorers.heldout.update(stored.metrics.select("dimension", "spearman").iter_rows())
+        low = _lower_bound(stored.metrics, "spearman_ci_low")
+        scorers.heldout.update(zip(stored.metrics["dimension"], low, strict=True))
         scorers.heads_oof = lake.scan("rating_scorer").collect()
     return scorers
+
+
+def _lower_bound(metrics: pl.DataFrame, column: str) -> list[float | None]:
+    """The interval's lower bound per metrics row; None (no skill shown) for a version stored
+    before intervals were recorded."""
+    if column not in metrics.columns:
+        return [None] * metrics.height
+    return metrics[column].to_list()
 
 
 def corpus_batches(corpus: pl.LazyFrame, rows: int = 1024) -> Iterator[pl.DataFrame]:

@@ -23,6 +23,8 @@ CLASSIFIER_METRICS_SCHEMA = pa.schema(
         ("fingerprint", pa.string()),
         ("trained", pa.bool_()),
         ("auc", pa.float64()),
+        ("auc_ci_low", pa.float64()),  # seeded bootstrap interval of the held-out AUC
+        ("auc_ci_high", pa.float64()),
         ("auc_reason", pa.string()),
         ("n_reference", pa.int64()),
         ("n_crawl", pa.int64()),
@@ -84,6 +86,8 @@ SCORER_METRICS_SCHEMA = pa.schema(
         ("dimension", pa.string()),
         ("n_rated", pa.int64()),
         ("spearman", pa.float64()),
+        ("spearman_ci_low", pa.float64()),  # seeded bootstrap interval of held-out Spearman
+        ("spearman_ci_high", pa.float64()),
         ("spearman_reason", pa.string()),
         ("alpha", pa.float64()),
         ("embedding_model", pa.string()),

@@ -27,8 +27,10 @@ class ScoringPolicy:
     weighting: Literal["configured", "learned"] = "configured"
     standardise_by: Literal["language", "corpus"] = "language"
     min_group: int = 3  # smaller language groups use corpus statistics
-    min_heldout_auc: float = 0.6  # the classifier weighs only at this held-out AUC or up
-    min_heldout_spearman: float = 0.1  # a distilled dimension weighs only at this Spearman or up
+    # Gates on the lower bound of each model score's bootstrap interval (see combine.skilled):
+    min_heldout_auc: float = 0.6  # the classifier weighs only if its AUC interval starts here
+    # a distilled dimension weighs only if its Spearman interval starts above 0 and here or up
+    min_heldout_spearman: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -53,14 +55,22 @@ def score_corpus(lake: Lake, policy: ScoringPolicy) -> ScoredCorpus:
     by = "language" if policy.standardise_by == "language" else None
     z = standardise(features, sorted(KNOWN_INPUTS), by, policy.min_group)
     weights, learned_note = _weights(lake, policy, features, z)
-    thresholds = {"classifier_score": policy.min_heldout_auc}
-    thresholds |= {dim: policy.min_heldout_spearman for dim in DIMENSIONS}
-    weights, excluded = skilled(weights, scorers.heldout, thresholds)
+    weights, excluded = skilled(weights, scorers.heldout, *gates(policy))
     total = weighted(z, weights)
     scores = features.with_columns(
         pl.Series("quality_score", total), pl.Series("quality_bucket", buckets(total))
     ).join(_clusters(lake), on="doc_id", how="left")
     return ScoredCorpus(scores, weights, excluded, learned_note, scorers)
+
+
+def gates(policy: ScoringPolicy) -> tuple[dict[str, float], dict[str, float]]:
+    """Thresholds (at or above) and floors (strictly above) for the lower bound of each model
+    score's held-out interval: AUC for the classifier; Spearman for a distilled dimension, whose
+    interval must exclude 0 whatever `min_heldout_spearman` says (a negative or zero setting
+    does not admit a head with no demonstrable agreement)."""
+    thresholds = {"classifier_score": policy.min_heldout_auc}
+    thresholds |= {dim: policy.min_heldout_spearman for dim in DIMENSIONS}
+    return thresholds, {dim: 0.0 for dim in DIMENSIONS}
 
 
 def _weights(

@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 import polars as pl
 
 from assets.corpus import corpus_documents, organic_documents
 from assets.documents import make_doc_id
+from assets.measures import standardise, weighted
 from assets.scored.artifacts import stable_sample
+from assets.scored.combine import COMBINED_WEIGHTS
 from assets.scored.distill import HeadReport
+from assets.scored.signals import REDPAJAMA_SIGNALS, redpajama_signals, text_signals
 from resources.lake import Lake
+
+# The cleaned stage's measurements that rank the crawl's pages for the classifier's classes: the
+# heuristic part of the combined score's weights (no model scores, no toxicity).
+HEURISTIC_QUALITY_WEIGHTS: dict[str, float] = {
+    name: weight for name, weight in COMBINED_WEIGHTS.items() if name in REDPAJAMA_SIGNALS
+}
+Contrast = Literal["crawl_quality", "reference"]
 
 
 def classifier_examples(
@@ -20,32 +31,112 @@ def classifier_examples(
     languages: Sequence[str] | None,
     max_per_class: int,
     seed: int,
+    contrast: Contrast = "crawl_quality",
+    tier_share: float = 1 / 3,
 ) -> pl.DataFrame:
-    """Reference passages (label 1) against organic crawl documents (label 0) of `languages`.
+    """The quality classifier's examples: label 1 (what to want more of) against label 0.
 
-    Rewrites are no negatives: they are not crawl documents, and the classifier scores them.
-    Both classes are stable samples, so a re-run on the same crawl trains on the same examples."""
-    positives = pl.DataFrame(
-        {"doc_id": [make_doc_id("reference", t) for t in reference], "text": list(reference)},
-        schema={"doc_id": pl.String, "text": pl.String},
-    ).unique("doc_id", keep="first")
-    keep = set(stable_sample(positives["doc_id"], max_per_class, seed))
-    positives = positives.filter(pl.col("doc_id").is_in(list(keep))).with_columns(
-        pl.lit("reference").alias("source"), pl.lit(None, pl.String).alias("language")
-    )
+    The default, `crawl_quality`, draws both classes from the crawl itself, topic-matched: the
+    organic documents of `languages` are ranked within their language by the cleaned stage's
+    heuristic quality (Gopher, C4 and FineWeb measurements as RedPajama-style signals, weighted
+    as in the combined score, standardised per language); the top `tier_share` of each language
+    are the positives and its bottom `tier_share` the negatives (the crawl's own low-signal
+    pages), the middle is left out so that neither class holds borderline pages. Why this one:
+    a classifier trained on a reference set against the crawl (DCLM's recipe) learns whatever
+    separates the two sources first, and with the built-in reference (CPython's documentation)
+    and a crawl about Debian that is the topic: it reached held-out AUC 1.0 on the sample by
+    telling Python from Debian, and that AUC said nothing about quality. Here both classes come
+    from the same sites, the same languages (in equal numbers per language) and the same topic
+    mix, so a held-out AUC above chance can only come from what tells the crawl's good pages
+    from its bad ones, in words the classifier can also find in pages (and rewrites) the
+    heuristics rank badly or never saw. A reference set re-balanced by topic would need a
+    reference that covers the crawl's topics, which the built-in one does not; `reference`
+    (the passages) is then unused.
+
+    `reference`: DCLM's recipe with topic-matched negatives only: the reference passages
+    (label 1) against the crawl's bottom `tier_share` (label 0). Use it with a reference of the
+    crawl's own domain; with an off-topic one the classifier separates topics again.
+
+    Rewrites are no examples: they are not crawl documents, and the classifier scores them.
+    Every class is a stable sample, so a re-run on the same crawl trains on the same examples."""
     crawl = organic_documents(lake).select("doc_id", "text", "language")
     if languages is not None:
         crawl = crawl.filter(pl.col("language").is_in(list(languages)))
-    ids = crawl.select("doc_id").collect()["doc_id"]
-    chosen = stable_sample(ids, max_per_class, seed)
-    negatives = (
-        crawl.filter(pl.col("doc_id").is_in(chosen))
-        .collect()
-        .with_columns(pl.lit("crawl").alias("source"))
+    ranked = quality_tiers(lake, crawl.collect(), tier_share)
+    low = _sampled(ranked.filter(pl.col("tier") == "low"), max_per_class, seed)
+    if contrast == "crawl_quality":
+        high = _sampled(ranked.filter(pl.col("tier") == "high"), max_per_class, seed)
+        positives = high.with_columns(pl.lit("crawl").alias("source"))
+    elif contrast == "reference":
+        positives = _reference_examples(reference, max_per_class, seed)
+    else:
+        raise ValueError(f"unknown contrast {contrast!r}: use 'crawl_quality' or 'reference'")
+    negatives = low.with_columns(pl.lit("crawl").alias("source"))
+    examples = pl.concat(
+        [
+            positives.with_columns(pl.lit(1, pl.Int8).alias("label")),
+            negatives.with_columns(pl.lit(0, pl.Int8).alias("label")),
+        ],
+        how="diagonal_relaxed",
     )
-    examples = pl.concat([positives, negatives], how="diagonal_relaxed")
-    label = (pl.col("source") == "reference").cast(pl.Int8).alias("label")
-    return examples.with_columns(label).sort("label", "doc_id", descending=[True, False])
+    columns = ["doc_id", "text", "language", "source", "label"]
+    return examples.select(columns).sort("label", "doc_id", descending=[True, False])
+
+
+def quality_tiers(lake: Lake, docs: pl.DataFrame, tier_share: float) -> pl.DataFrame:
+    """`docs` (doc_id, text, language) with `heuristic_quality` and `tier`: high, middle or low.
+
+    Within each language the same number of documents, floor(n * tier_share), is high and low
+    (ties broken by doc_id, so the tiers are stable)."""
+    if docs.is_empty():
+        return docs.with_columns(
+            pl.lit(None, pl.Float64).alias("heuristic_quality"),
+            pl.lit(None, pl.String).alias("tier"),
+        )
+    quality = heuristic_quality(lake, docs)
+    ranked = docs.with_columns(pl.Series("heuristic_quality", quality)).sort(
+        "language", "heuristic_quality", "doc_id"
+    )
+    rank = pl.int_range(pl.len()).over("language")
+    size = (pl.len().over("language") * tier_share).floor().cast(pl.Int64)
+    tier = (
+        pl.when(rank < size)
+        .then(pl.lit("low"))
+        .when(rank >= pl.len().over("language") - size)
+        .then(pl.lit("high"))
+        .otherwise(pl.lit("middle"))
+    )
+    return ranked.with_columns(tier.alias("tier"))
+
+
+def heuristic_quality(lake: Lake, docs: pl.DataFrame) -> np.ndarray:
+    """The heuristic part of the combined score for organic documents, from what the cleaned
+    stage measured (its `signals` table) and the text, standardised within language."""
+    wanted = pl.col("doc_id").is_in(docs["doc_id"].implode())
+    long = lake.scan("cleaned_documents", "signals").filter(wanted).collect()
+    wide = long.pivot(on="signal", index="doc_id", values="value", aggregate_function="first")
+    measured = docs.select("doc_id").join(wide, on="doc_id", how="left")
+    signals = redpajama_signals(measured)
+    derived = pl.DataFrame([text_signals(t) for t in docs["text"]])
+    frame = docs.select("doc_id", "language").with_columns(derived.get_columns())
+    frame = frame.join(signals.drop(derived.columns, strict=False), on="doc_id", how="left")
+    z = standardise(frame, list(HEURISTIC_QUALITY_WEIGHTS), "language", min_group=3)
+    return weighted(z, HEURISTIC_QUALITY_WEIGHTS)
+
+
+def _sampled(frame: pl.DataFrame, k: int, seed: int) -> pl.DataFrame:
+    chosen = set(stable_sample(frame["doc_id"], k, seed))
+    return frame.filter(pl.col("doc_id").is_in(list(chosen))).select("doc_id", "text", "language")
+
+
+def _reference_examples(reference: Sequence[str], k: int, seed: int) -> pl.DataFrame:
+    passages = pl.DataFrame(
+        {"doc_id": [make_doc_id("reference", t) for t in reference], "text": list(reference)},
+        schema={"doc_id": pl.String, "text": pl.String},
+    ).unique("doc_id", keep="first")
+    return _sampled(
+        passages.with_columns(pl.lit(None, pl.String).alias("language")), k, seed
+    ).with_columns(pl.lit("reference").alias("source"))
 
 
 def rating_sample(lake: Lake, languages: Sequence[str] | None, n: int, seed: int) -> pl.DataFrame:

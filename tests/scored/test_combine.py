@@ -79,12 +79,27 @@ def test_text_signals() -> None:
 
 
 def test_model_scores_without_heldout_skill_weigh_nothing() -> None:
-    weights = {"classifier_score": 1.0, "cleanliness": 0.5, "writing_style": 0.5, "toxicity": -0.5}
-    heldout = {"classifier_score": 0.93, "cleanliness": -0.4, "writing_style": None}
+    """`heldout` holds each score's lower confidence bound; Spearman's must also exceed 0."""
+    weights = {
+        "classifier_score": 1.0,
+        "cleanliness": 0.5,
+        "writing_style": 0.5,
+        "educational_value": 0.5,
+        "toxicity": -0.5,
+    }
+    heldout = {
+        "classifier_score": 0.93,
+        "cleanliness": -0.4,
+        "writing_style": None,
+        "educational_value": 0.0,
+    }
     thresholds = {"classifier_score": 0.6, "cleanliness": 0.1, "writing_style": 0.1}
-    kept, excluded = skilled(weights, heldout, thresholds)
+    thresholds["educational_value"] = -0.5  # a lenient setting cannot admit an interval at 0
+    floors = {"cleanliness": 0.0, "writing_style": 0.0, "educational_value": 0.0}
+    kept, excluded = skilled(weights, heldout, thresholds, floors)
     assert kept == {"classifier_score": 1.0, "toxicity": -0.5}
     assert excluded == {
-        "cleanliness": "held-out -0.400 < 0.1",
-        "writing_style": "held-out n/a < 0.1",
+        "cleanliness": "held-out CI low -0.400 < 0.1",
+        "writing_style": "held-out CI low n/a < 0.1",
+        "educational_value": "held-out CI low 0.000 <= 0.0: no skill distinguishable",
     }
