@@ -31,6 +31,12 @@ def main(argv: list[str] | None = None) -> int:
     trace = commands.add_parser("trace", help="lineage of a document or mixture sample")
     trace.add_argument("doc_id")
     trace.add_argument("--json", action="store_true")
+    trace.add_argument(
+        "--mixture",
+        metavar="VERSION",
+        help="trace through this training_mixture version and the upstream versions its manifest "
+        "pins (default: the current mixture)",
+    )
     why = commands.add_parser("why", help="why a raw record (URL or id) is or is not in the mix")
     why.add_argument("url_or_doc_id")
     ui = commands.add_parser("ui", help="start the Dagster web UI (dagster dev)")
@@ -149,11 +155,15 @@ def _tables(query: str) -> list[str]:
 
 
 def _trace(args: argparse.Namespace) -> int:
-    from orchestration.lineage import format_trace, trace_document
+    from orchestration.lineage import UnknownMixtureError, format_trace, trace_document
 
-    result = trace_document(_catalog(), args.doc_id)
+    try:
+        result = trace_document(_catalog(), args.doc_id, mixture=args.mixture)
+    except UnknownMixtureError as exc:
+        raise UserError(str(exc)) from exc
     if args.json:
-        print(json.dumps({"doc_id": result.doc_id, "steps": result.steps}, default=str, indent=2))
+        payload = {"doc_id": result.doc_id, "versions": result.versions, "steps": result.steps}
+        print(json.dumps(payload, default=str, indent=2))
     else:
         print(format_trace(result))
     return 0 if result.steps else 1

@@ -173,6 +173,7 @@ def _refresh_views(con: duckdb.DuckDBPyConnection, assets: set[str]) -> None:
         "WHERE is_current AND list_contains(?, asset) GROUP BY asset, table_name",
         [sorted(assets)],
     ).fetchall()
+    _drop_stale_views(con, assets, {view_name(asset, table) for asset, table, _ in rows})
     for asset, table_name, paths in rows:
         view = sql_identifier(view_name(asset, table_name))
         if any("://" in p for p in paths):
@@ -183,6 +184,16 @@ def _refresh_views(con: duckdb.DuckDBPyConnection, assets: set[str]) -> None:
             f"CREATE OR REPLACE VIEW {view} AS "
             f"SELECT * FROM read_parquet([{files}], union_by_name = true)"
         )
+
+
+def _drop_stale_views(con: duckdb.DuckDBPyConnection, assets: set[str], current: set[str]) -> None:
+    """Views of tables the current version no longer writes would show an older version's rows
+    as if they were current (a mixture made without search keeps the last search's rounds)."""
+    existing = [r[0] for r in con.execute("SELECT view_name FROM duckdb_views()").fetchall()]
+    for view in existing:
+        owner = view.split("__", 1)[0]
+        if owner in assets and view not in current:
+            con.execute(f"DROP VIEW IF EXISTS {sql_identifier(view)}")
 
 
 def sql_string(value: str) -> str:
