@@ -47,6 +47,7 @@ from assets.scored.schema import (
 )
 from assets.scored.scoring import ScoringPolicy, cluster_labels, score_corpus
 from assets.scored.training import (
+    Contrast,
     classifier_examples,
     earlier_ratings,
     head_table,
@@ -58,23 +59,32 @@ from resources.lake import Lake
 from resources.rewriter import VLLMRewriter
 
 CODE_VERSION = "scored-2"
-CLASSIFIER_CODE_VERSION = "quality-classifier-1"
+CLASSIFIER_CODE_VERSION = "quality-classifier-2"  # 2: topic-matched tiers, bootstrap CI
 RATINGS_CODE_VERSION = "llm-ratings-1"
-SCORER_CODE_VERSION = "rating-scorer-1"
+SCORER_CODE_VERSION = "rating-scorer-2"  # 2: alpha inside each fold, Spearman CI
 
 
 # --------------------------------------------------------------------------- quality classifier
 
 
 class ClassifierConfig(dg.Config):
+    contrast: Contrast = Field(
+        "crawl_quality",
+        description="'crawl_quality': the crawl's best pages by the cleaned stage's heuristics "
+        "against its worst, per language (topic-matched); 'reference': reference_paths against "
+        "the crawl's worst pages (DCLM's recipe; use a reference of the crawl's own domain).",
+    )
+    tier_share: float = Field(
+        1 / 3, gt=0, le=0.5, description="Share of each language taken as each class's tier."
+    )
     reference_paths: list[str] = Field(
         [BUILTIN_PYTHON_DOCS],
-        description="High-quality reference: .parquet / .jsonl(.gz) files with a text column, "
+        description="contrast 'reference': .parquet / .jsonl(.gz) files with a text column, "
         f".txt files, or {BUILTIN_PYTHON_DOCS!r} (CPython's bundled documentation).",
     )
     text_column: str = "text"
     languages: list[str] | None = Field(
-        ["en"], description="Crawl languages used as negatives (the reference's); None = all."
+        ["en"], description="Crawl languages the examples come from; None = all."
     )
     max_per_class: int = Field(2000, description="Examples per class (stable samples).")
     n_features: int = Field(
@@ -104,22 +114,29 @@ class ClassifierConfig(dg.Config):
 def quality_classifier(
     context: dg.AssetExecutionContext, config: ClassifierConfig, lake: Lake
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
-    """DCLM-style classifier: reference text (label 1) against crawl documents (label 0).
-
-    Default reference: CPython's documentation topics, shipped with Python (PSF License), i.e.
-    edited explanatory technical English; negatives are the crawl's documents in the same
-    language. See assets/scored/reference.py for the choice and how to bring your own."""
+    """DCLM-style fastText-like classifier on hashed word n-grams, topic-matched: by default the
+    crawl's best pages (label 1) against its worst (label 0) by the cleaned stage's heuristics,
+    per language; with `contrast: reference`, a reference set against the crawl's worst pages.
+    Why not the built-in reference against the crawl: see `classifier_examples`."""
     publication = Publication(context, lake, CLASSIFIER_CONTRACT, CLASSIFIER_CODE_VERSION)
     spec = config.spec()
     reference = load_reference(config.reference_paths, config.text_column)
     examples = classifier_examples(
-        lake, reference, config.languages, config.max_per_class, config.seed
+        lake,
+        reference,
+        config.languages,
+        config.max_per_class,
+        config.seed,
+        config.contrast,
+        config.tier_share,
     )
     wanted = fingerprint(
         CLASSIFIER_CODE_VERSION,
         repr(make_model(spec)),  # every hyper-parameter, also those the config does not expose
         spec.__dict__,
         config.languages,
+        config.contrast,
+        config.tier_share,
         ids_digest(examples["doc_id"]),
     )
     reused = reusable(current_artifact(lake, "quality_classifier"), wanted, lake, CLASSIFIER_FILE)
