@@ -1,4 +1,9 @@
-"""The HTTP backend against a real `vllm serve` on loopback, including a server killed mid-run."""
+"""The HTTP backend against a real `vllm serve` on loopback, including a server killed mid-run.
+
+The server is the CPU build, started without chunked prefill so that it takes per-request seeds
+(with chunked prefill its engine dies on them: "CPU Generator does not use offset"). Assertions
+hold for any run: greedy outcomes, seeded texts compared with themselves, or recorded reasons.
+"""
 
 from __future__ import annotations
 
@@ -45,6 +50,7 @@ class VllmServer:
             "--model", str(prepare_smollm2()),
             "--host", "127.0.0.1", "--port", str(self.port), "--served-model-name", SERVED_NAME,
             "--max-model-len", "1024", "--enforce-eager", "--dtype", "bfloat16",
+            "--no-enable-chunked-prefill", "--max-num-batched-tokens", "4096",
         ]  # fmt: skip
         env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1"}
         self.proc = subprocess.Popen(
@@ -82,19 +88,18 @@ def server() -> Iterator[VllmServer]:
 
 
 def _rewriter(srv: VllmServer, **kw) -> VLLMRewriter:
+    settings = {"max_tokens": 200, **kw}
     return VLLMRewriter(
         backend="http",
         endpoints=[srv.url],
         served_model_name=SERVED_NAME,
-        max_tokens=200,
         max_model_len=1024,
-        **kw,
+        **settings,
     )
 
 
 def test_http_backend_rewrites_through_vllm_serve(server: VllmServer) -> None:
-    # Greedy: the server takes no per-request seed (see VLLMRewriter.chat), and a sampled
-    # answer of the 135M model fails quality control often enough to make this test flaky.
+    # Greedy: whether the 135M model's answer passes quality control is then fixed, not a draw.
     items = list(
         rewrite_batch(
             DOCS,
@@ -108,6 +113,17 @@ def test_http_backend_rewrites_through_vllm_serve(server: VllmServer) -> None:
     assert len(items) == 2
     accepted = [i for i in items if isinstance(i, dict)]
     assert accepted and all(i["completion_tokens"] > 0 for i in accepted)
+    assert all(i["seed"] is None and i["determinism"].startswith("greedy") for i in accepted)
+
+
+def test_http_requests_carry_their_seed_and_a_rerun_gives_the_same_text(server) -> None:
+    rewriter = _rewriter(server, max_tokens=32)
+    conversations = [get_style("wrap_wikipedia").messages(d["text"]) for d in DOCS]
+    first = rewriter.chat(conversations)
+    assert all(g.seed == rewriter.seed for g in first), "vllm serve takes per-request seeds"
+    assert all(g.determinism == f"per-request seed {rewriter.seed}" for g in first)
+    again = rewriter.chat(conversations[::-1])
+    assert [g.text for g in again] == [g.text for g in first][::-1]
 
 
 def test_a_server_killed_mid_run_is_retried_until_it_is_back(server: VllmServer) -> None:
@@ -128,14 +144,21 @@ def test_a_server_killed_mid_run_is_retried_until_it_is_back(server: VllmServer)
 
 
 def test_http_backend_runs_every_style(server: VllmServer) -> None:
+    """Each style's outcome is a row that records its seed or a drop with its rule; how many
+    sampled rewrites pass is not asserted (issue #15, item 9)."""
     from assets.documents import Drop
     from assets.rephrased.styles import load_styles
 
     rewriter = _rewriter(server)
-    accepted = 0
+    outcomes = {}
     for style in load_styles().values():
         (item,) = rewrite_batch(
             DOCS[:1], style, rewriter, LanguageIdentifier().identify, QualityPolicy(), ChunkLimits()
         )
-        accepted += not isinstance(item, Drop)
-    assert accepted >= 4
+        if isinstance(item, Drop):
+            assert item.rule.startswith("qc:") and f"style={style.style_id}" in item.detail
+            outcomes[style.style_id] = item.rule
+        else:
+            assert item["seed"] == rewriter.seed and item["completion_tokens"] > 0
+            outcomes[style.style_id] = "accepted"
+    assert len(outcomes) == 8, outcomes
