@@ -111,6 +111,9 @@ def test_one_run_rewrites_in_several_styles_and_a_rerun_adds_nothing(foundry_hom
         (style, 2) for style in sorted(styles)
     ]
     assert published["doc_id"].n_unique() == 6, "one rewrite id per (source, style)"
+    # the stand-in sends no seed and says nothing of what fixed its text: no row claims a seed
+    assert published["seed"].is_null().all(), "a seed is recorded only when it was sent"
+    assert set(published["determinism"]) == {"unrecorded"}
     REQUESTS.clear()
     _run(lake, instance, ScriptedRewriter(), expect_success=True, budget=2, styles=styles[:1])
     assert REQUESTS, "a fresh budget of wrap_qa rewrites is requested"
