@@ -83,6 +83,12 @@ def test_rewrites_are_real_and_name_their_source(sample_run: Lake) -> None:
     rewrites = sample_run.scan("rephrased_documents").collect()
     rejected = sample_run.scan("rephrased_documents", "dropped").collect()
     assert rewrites.height + rejected.height == 4
+    assert all(rule.startswith("qc:") for rule in rejected["rule"]), "every reject names its rule"
+    assert (
+        rewrites.filter(pl.col("seed").is_not_null())["determinism"]
+        .str.starts_with("per-request seed")
+        .all()
+    ), "a recorded seed is one that was sent"
     organic = set(sample_run.scan("cleaned_documents").select("doc_id").collect()["doc_id"])
     assert set(rewrites["source_doc_id"]) <= organic
     assert (rewrites["completion_tokens"] > 0).all()

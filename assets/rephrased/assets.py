@@ -23,7 +23,7 @@ from resources.lake import Lake
 from resources.langid import LanguageIdentifier
 from resources.rewriter import VLLMRewriter
 
-CODE_VERSION = "rephrased-1"
+CODE_VERSION = "rephrased-2"  # 2: seeds recorded as sent, determinism column, new QC rules
 CONTRACT = Contract(
     columns=tuple(REPHRASED_SCHEMA.names),
     not_null=("doc_id", "source_doc_id", "style_id", "model", "text"),

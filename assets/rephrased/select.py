@@ -102,7 +102,8 @@ def select_todo(
     pool = candidates(
         lake, organic, selection.policy, selection.near_miss_margin, selection.score_band
     )
-    pool = pool.filter(pl.col("language").is_in(selection.languages)).select("doc_id", "text")
+    pool = pool.filter(pl.col("language").is_in(selection.languages))
+    pool = pool.select("doc_id", "text", "language")
     rows = (
         row
         for batch in pool.collect_batches(chunk_size=1024)
@@ -111,4 +112,6 @@ def select_todo(
     )
     limit = selection.max_new_documents if selection.policy != "all" else 10**12
     chosen = within_budget(rows, limit, selection.max_source_tokens_total, count)
-    return pl.DataFrame(chosen, schema={"doc_id": pl.String, "text": pl.String})
+    return pl.DataFrame(
+        chosen, schema={"doc_id": pl.String, "text": pl.String, "language": pl.String}
+    )
