@@ -64,7 +64,7 @@ class EventFormatter:
     corpus stages) gets one line per step as each ends.
     """
 
-    def __init__(self, width: int = 22) -> None:
+    def __init__(self, width: int = 28) -> None:
         self.runs: dict[str, _Run] = {}
         self.width = width
 
