@@ -75,6 +75,7 @@ class VLLMRewriter(ConfigurableResource):
     _client: Any = PrivateAttr(default=None)
     _tokenizer: Any = PrivateAttr(default=None)
     _engine_calls: Any = PrivateAttr(default=None)  # chat() calls of this engine, shared by copies
+    _builder: int | None = PrivateAttr(default=None)  # id() of the copy that built the engine
 
     def model_path(self) -> str:
         return self.model or str(prepare_smollm2())
@@ -119,6 +120,7 @@ class VLLMRewriter(ConfigurableResource):
                 **self._engine_options(),
             )
             self._engine_calls = itertools.count(1)
+            self._builder = id(self)
         return self._engine
 
     def tokenizer(self) -> Any:
@@ -210,9 +212,21 @@ class VLLMRewriter(ConfigurableResource):
         return generations
 
     def teardown_after_execution(self, context) -> None:
+        """The copy that built the engine stops it; copies that share it (a rater made with
+        `model_copy`) leave it running for their original."""
         if self._client is not None:
             self._client.close()
+        if self._engine is not None and self._builder == id(self):
+            shutdown_engine(self._engine)
         self._engine = self._client = None
+
+
+def shutdown_engine(engine: Any) -> None:
+    """Stop the engine core's processes now. Left to garbage collection, a step process that
+    still holds a reference waits forever at exit for a child it never told to stop."""
+    core = getattr(getattr(engine, "llm_engine", None), "engine_core", None)
+    if core is not None and hasattr(core, "shutdown"):
+        core.shutdown()
 
 
 def _takes_seeds(engine: Any) -> bool:

@@ -38,7 +38,21 @@ def _publish(lake: Lake, asset: str = "things", partition: str = "p1", table: st
 
 def test_web_ui_binds_to_loopback_unless_told_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
     started: list[list[str]] = []
-    monkeypatch.setattr(cli.subprocess, "call", lambda cmd, **kw: started.append(cmd) or 0)
+
+    class Finished:  # dagster dev as a process that has already exited
+        pid, returncode = 0, 0
+
+        def __init__(self, cmd: list[str], **kwargs: object) -> None:
+            started.append(cmd)
+
+        def poll(self) -> int:
+            return 0
+
+        def wait(self) -> int:
+            return 0
+
+    monkeypatch.setattr(cli.subprocess, "Popen", Finished)
+    monkeypatch.setattr(cli, "stop_group", lambda pid: None)
     monkeypatch.setattr("orchestration.runner.ensure_instance", lambda: None)
     assert cli.main(["ui"]) == 0
     assert cli.main(["ui", "--host", "0.0.0.0"]) == 0
