@@ -23,6 +23,9 @@ CONTRACT = Contract(
     not_null=("doc_id", "source_file", "source_offset", "text"),
     ranges={"source_offset": (0, None)},
     allowed={"source_offset_unit": ("byte", "line", "row")},
+    # Quarantine follows the record type: a crawl of PDFs or images is all `non_html` and
+    # correct; the drop-share gate belongs to the stages that judge text (cleaned).
+    max_drop_share=None,
 )
 
 
