@@ -28,6 +28,23 @@ datatrove = pytest.importorskip("datatrove")
 pytestmark = pytest.mark.oracle
 
 
+def tokenizable(texts: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The pages whose language datatrove can split offline: for a few languages it loads
+    stanza, which is not installed here (a directory listing can read as Northern Sami)."""
+    from datatrove.utils.word_tokenizers import load_word_tokenizer
+
+    usable = {}
+    for language in {lang for _, lang in texts}:
+        try:
+            load_word_tokenizer(datatrove_language(language)).word_tokenize("probe")
+            usable[language] = True
+        except ImportError:
+            usable[language] = False
+    kept = [(t, lang) for t, lang in texts if usable[lang]]
+    assert len(texts) - len(kept) <= 2, "only a stray page may be out of the oracle's reach"
+    return kept
+
+
 def _pairs(language: str):
     from datatrove.pipeline.filters import (
         C4QualityFilter,
@@ -60,7 +77,7 @@ def _pairs(language: str):
 def test_each_filter_agrees_with_datatrove_on_99_percent(crawl) -> None:
     from datatrove.data import Document
 
-    texts = load_texts([crawl])
+    texts = tokenizable(load_texts([crawl]))
     agree: dict[str, list[bool]] = {}
     for text, language in texts:
         for name, (theirs, ours) in _pairs(language).items():
@@ -81,7 +98,7 @@ def test_words_and_sentences_are_datatrove_s_token_for_token(crawl) -> None:
     tokenizer for the language gives them (what all four filters count on)."""
     from datatrove.utils.word_tokenizers import load_word_tokenizer
 
-    texts = load_texts([crawl])
+    texts = tokenizable(load_texts([crawl]))
     for text, language in texts:
         theirs = load_word_tokenizer(datatrove_language(language))
         assert split_words(text, language) == theirs.word_tokenize(text), text[:80]
