@@ -154,6 +154,7 @@ def test_kill_between_move_and_commit_leaves_an_invisible_orphan(
 
     (orphan,) = lake.orphan_versions()
     assert sorted(p.name for p in Path(orphan).iterdir()) == [
+        "checks.json",  # the checks ran on the staged version; the kill came before the commit
         "documents.parquet",
         "dropped.parquet",
     ]
