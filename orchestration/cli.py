@@ -24,6 +24,12 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--config", type=Path, help="JSON run config for the corpus-wide job")
     run.add_argument("--shard-config", type=Path, help="JSON run config for the shard job")
     run.add_argument(
+        "--force",
+        action="store_true",
+        help="rebuild every shard and corpus asset, not only what is stale (new crawl files, "
+        "changed code or inputs)",
+    )
+    run.add_argument(
         "--verbose",
         action="store_true",
         help="also stream Dagster's and vLLM's logs here (they always go to the log file)",
@@ -74,7 +80,7 @@ def _run(args: argparse.Namespace) -> int:
     console.line(f"crawl: {crawl_dir()}")
     console.line(f"log:   {log}" + ("" if args.verbose else "   (--verbose streams it here)"))
     outcome = run_with_progress(
-        args.parallel, shard_config, corpus_config, log, console, args.verbose
+        args.parallel, shard_config, corpus_config, log, console, args.verbose, args.force
     )
     summary = outcome.summary
     if summary is None:
@@ -84,9 +90,8 @@ def _run(args: argparse.Namespace) -> int:
     failed = (
         f", {len(summary.failed)} failed: {', '.join(summary.failed)}" if summary.failed else ""
     )
-    corpus = "succeeded" if summary.corpus_ok else "FAILED" if not summary.failed else "not run"
     console.line("")
-    console.line(f"shards: {len(summary.shards)}{failed}; corpus stages: {corpus}")
+    console.line(_summary_line(summary, failed))
     console.line(f"time: {_minutes(time.perf_counter() - started)}   log: {log}")
     console.line(f"lake (Parquet):   {paths['lake']}")
     console.line(
@@ -95,6 +100,26 @@ def _run(args: argparse.Namespace) -> int:
     console.line(f"mixture shards:   {paths['lake'] / 'training_mixture'}")
     console.line("web UI:           foundry ui   ->  http://127.0.0.1:3000")
     return 0 if summary.corpus_ok else 1
+
+
+def _summary_line(summary, failed: str) -> str:
+    ran = len(summary.shards) - len(summary.current_shards)
+    if not ran and not summary.corpus_rebuilt and summary.corpus_ok:
+        return (
+            f"everything is current: {len(summary.shards)} shards and every corpus asset are "
+            "newer than their inputs and code (foundry run --force rebuilds all)"
+        )
+    shards = f"shards: {ran} of {len(summary.shards)} rebuilt{failed}"
+    if summary.current_shards:
+        shards += f" ({len(summary.current_shards)} current)"
+    if summary.failed:
+        corpus = "not run"
+    elif not summary.corpus_rebuilt:
+        corpus = "all current"
+    else:
+        state = "succeeded" if summary.corpus_ok else "FAILED"
+        corpus = f"{len(summary.corpus_rebuilt)} rebuilt, {state}"
+    return f"{shards}; corpus stages: {corpus}"
 
 
 class UserError(Exception):

@@ -18,12 +18,15 @@ EXECUTOR = dg.multiprocess_executor.configured(
     }
 )
 
+# A shard's steps run one after another in the run's own process: shards already run in
+# parallel as separate runs, and a process per step would cost more than a small step's work.
 ingest_shard_job = dg.define_asset_job(
     "ingest_shard",
     selection=SHARD_ASSETS,
     partitions_def=crawl_shards,
-    description="Raw ingest and cleaning of one crawl shard.",
-    executor_def=EXECUTOR,
+    description="Everything that needs one crawl shard only: ingest, cleaning, MinHash "
+    "signatures, token counts and embeddings.",
+    executor_def=dg.in_process_executor,
 )
 
 build_corpus_job = dg.define_asset_job(

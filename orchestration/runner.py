@@ -18,7 +18,7 @@ import time
 import uuid
 import warnings
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 from typing import IO
@@ -47,6 +47,8 @@ class RunSummary:
     shards: list[str]
     failed: list[str]
     corpus_ok: bool
+    current_shards: list[str] = field(default_factory=list)  # up to date: not run again
+    corpus_rebuilt: list[str] = field(default_factory=list)  # corpus assets this run rebuilt
 
 
 def ensure_instance() -> dg.DagsterInstance:
@@ -84,14 +86,19 @@ def register_shards(instance: dg.DagsterInstance) -> list[str]:
 
 
 def run_shard(
-    shard: str, run_config: dict | None = None, tags: dict[str, str] | None = None
+    shard: str,
+    run_config: dict | None = None,
+    tags: dict[str, str] | None = None,
+    assets: list[str] | None = None,
 ) -> bool:
+    """One ingest run of a shard: every per-shard asset, or only ``assets`` (the stale ones)."""
     instance = ensure_instance()
     result = dg.execute_job(
         dg.reconstructable(ingest_job),
         instance,
         run_config=run_config,
         tags={"dagster/partition": shard, **LAUNCHED_BY, **(tags or {})},
+        asset_selection=[dg.AssetKey(name) for name in assets] if assets else None,
     )
     return result.success
 
@@ -113,22 +120,101 @@ def run_corpus(
     return result.success
 
 
+@dataclass(frozen=True)
+class Plan:
+    """What a run must do: per stale shard the assets to rebuild, and the stale corpus assets."""
+
+    shards: dict[str, list[str]]
+    corpus: list[str]
+    current_shards: list[str]
+
+
+def plan_run(
+    instance: dg.DagsterInstance,
+    shard_config: dict | None = None,
+    corpus_config: dict | None = None,
+    force: bool = False,
+) -> Plan:
+    """The nightly schedules' staleness, applied to every shard file in the crawl, plus config.
+
+    A shard is rebuilt when its crawl file, a code version, an upstream or its run config changed;
+    a corpus asset when it is older than an input or its code, ran with another config, or an
+    upstream is rebuilt in this run. ``force`` rebuilds everything."""
+    from orchestration.definitions import defs
+    from orchestration.jobs import CORPUS_ASSET_NAMES, SHARD_ASSET_NAMES
+
+    graph = defs.resolve_asset_graph()
+    files = CrawlSource().files()
+    if force:
+        return Plan({s: list(SHARD_ASSET_NAMES) for s in files}, list(CORPUS_ASSET_NAMES), [])
+    shards = _stale_shards(instance, graph, files, shard_config)
+    corpus = list(CORPUS_ASSET_NAMES) if shards else _stale_corpus(instance, graph, corpus_config)
+    return Plan(shards, corpus, sorted(set(files) - set(shards)))
+
+
+def _stale_shards(instance, graph, files, shard_config: dict | None) -> dict[str, list[str]]:
+    from orchestration.jobs import SHARD_ASSET_NAMES
+    from orchestration.staleness import latest_by_partition, op_config_changed, stale_shards
+
+    keys = [dg.AssetKey(name) for name in SHARD_ASSET_NAMES]
+    work = {
+        shard: [k.to_user_string() for k in rebuild.assets]
+        for shard, rebuild in stale_shards(instance, graph, keys, files).items()
+    }
+    latest = {key: latest_by_partition(instance, key, files) for key in keys}
+    for shard in sorted(set(files) - set(work)):
+        run_ids = {k.to_user_string(): latest[k][shard].run_id for k in keys}
+        if op_config_changed(instance, run_ids, shard_config):
+            work[shard] = list(SHARD_ASSET_NAMES)
+    return work
+
+
+def _stale_corpus(instance, graph, corpus_config: dict | None) -> list[str]:
+    """Stale corpus assets and everything downstream of them, upstream first."""
+    from orchestration.jobs import CORPUS_ASSET_NAMES
+    from orchestration.staleness import in_dependency_order, op_config_changed, stale_assets
+
+    keys = in_dependency_order(graph, [dg.AssetKey(name) for name in CORPUS_ASSET_NAMES])
+    stale = set(stale_assets(instance, graph, keys))
+    run_ids = {}
+    for key in keys:
+        event = instance.get_latest_materialization_event(key)
+        run_ids[key.to_user_string()] = event.run_id if event else None
+    changed = op_config_changed(instance, run_ids, corpus_config)
+    stale |= {dg.AssetKey(name) for name in changed}
+    for key in keys:  # upstream first, so one pass carries a rebuild downstream
+        if any(parent in stale for parent in graph.get(key).parent_keys):
+            stale.add(key)
+    return [key.to_user_string() for key in keys if key in stale]
+
+
 def run_pipeline(
     parallel: int = 2,
     shard_config: dict | None = None,
     corpus_config: dict | None = None,
     tags: dict[str, str] | None = None,
+    force: bool = False,
 ) -> RunSummary:
-    """Shards in parallel runs (each its own process), then one corpus run if all succeeded."""
+    """Stale shards in parallel runs (each its own process), then one run of the stale corpus
+    assets if every shard succeeded; with nothing stale, nothing runs."""
     instance = ensure_instance()
     shards = register_shards(instance)
+    plan = plan_run(instance, shard_config, corpus_config, force)
+    todo = [s for s in shards if s in plan.shards]
     with ProcessPoolExecutor(max_workers=max(parallel, 1), mp_context=get_context("spawn")) as pool:
         results = list(
-            pool.map(run_shard, shards, [shard_config] * len(shards), [tags] * len(shards))
+            pool.map(
+                run_shard,
+                todo,
+                [shard_config] * len(todo),
+                [tags] * len(todo),
+                [plan.shards[s] for s in todo],
+            )
         )
-    failed = [s for s, ok in zip(shards, results, strict=True) if not ok]
-    corpus_ok = not failed and run_corpus(corpus_config, tags=tags)
-    return RunSummary(shards, failed, corpus_ok)
+    failed = [s for s, ok in zip(todo, results, strict=True) if not ok]
+    corpus = plan.corpus if not failed else []
+    corpus_ok = not failed and (not corpus or run_corpus(corpus_config, corpus, tags=tags))
+    return RunSummary(shards, failed, corpus_ok, plan.current_shards, corpus)
 
 
 @dataclass(frozen=True)
@@ -151,6 +237,7 @@ def worker(request_path: str) -> int:
         request["shard_config"],
         request["corpus_config"],
         tags={SESSION_TAG: request["session"]},
+        force=request.get("force", False),
     )
     Path(request["summary"]).write_text(json.dumps(asdict(summary)))
     return 0 if summary.corpus_ok else 1
@@ -163,6 +250,7 @@ def run_with_progress(
     log_path: Path,
     console: Console,
     verbose: bool = False,
+    force: bool = False,
 ) -> Outcome:
     """Run the pipeline in a child process whose stdout and stderr (Dagster's event stream, the
     step processes', vLLM's) go to ``log_path``, and print progress from the instance's event
@@ -180,6 +268,7 @@ def run_with_progress(
                     "corpus_config": corpus_config,
                     "session": session,
                     "summary": str(summary_path),
+                    "force": force,
                 }
             )
         )

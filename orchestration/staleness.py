@@ -44,6 +44,7 @@ class Materialized:
     timestamp: float
     code_version: str | None
     source_fingerprint: str | None
+    run_id: str | None = None
 
     @classmethod
     def from_record(cls, record: dg.EventLogRecord) -> Materialized:
@@ -55,6 +56,7 @@ class Materialized:
             record.timestamp,
             (event.tags or {}).get(CODE_VERSION_TAG),
             getattr(fingerprint, "value", fingerprint),
+            record.run_id,
         )
 
 
@@ -185,3 +187,26 @@ def _source_changed(file: ShardFile, done: Materialized) -> str | None:
     if file.modified is None or file.modified > done.timestamp:
         return "crawl file modified after its last ingest"
     return None
+
+
+def op_config_changed(
+    instance: dg.DagsterInstance, run_ids: Mapping[str, str | None], run_config: dict | None
+) -> set[str]:
+    """Assets (by name) whose latest materialization ran with another op config than
+    ``run_config`` asks for: staleness proper does not see configuration, a user who passes a
+    new config expects it applied. ``run_ids``: asset name -> run of its latest materialization."""
+    wanted = (run_config or {}).get("ops", {})
+    ids = sorted({r for r in run_ids.values() if r})
+    configs: dict[str, dict] = {}
+    for start in range(0, len(ids), 500):
+        runs = instance.get_runs(filters=dg.RunsFilter(run_ids=ids[start : start + 500]))
+        configs.update({run.run_id: run.run_config.get("ops", {}) for run in runs})
+    return {
+        name
+        for name, run_id in run_ids.items()
+        if run_id is None or _op_config(configs.get(run_id, {}), name) != _op_config(wanted, name)
+    }
+
+
+def _op_config(ops: Mapping, name: str) -> dict:
+    return (ops.get(name) or {}).get("config") or {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -15,6 +16,7 @@ from orchestration.jobs import STAGE_ASSET_NAMES
 from orchestration.lineage import trace_document
 from orchestration.runner import (
     ensure_instance,
+    plan_run,
     register_shards,
     run_corpus,
     run_pipeline,
@@ -192,3 +194,32 @@ def test_why_explains_what_is_in_and_what_is_not(sample_run: Lake) -> None:
     assert "IN the mixture" in explain(sample_run.catalog, kept)[0]
     quarantined = sample_run.scan("raw_documents", "dropped").collect().row(0, named=True)
     assert quarantined["rule"] in explain(sample_run.catalog, quarantined["doc_id"])[0]
+
+
+def test_a_second_run_with_nothing_changed_does_nothing(
+    sample_run: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`foundry run` uses the nightly schedules' staleness: nothing changed, nothing runs; a new
+    config for one corpus asset rebuilds that asset and what depends on it."""
+    home = Path(sample_run.home)
+    monkeypatch.setenv("FOUNDRY_HOME", str(home))
+    monkeypatch.setenv("DAGSTER_HOME", str(home / "dagster"))
+    monkeypatch.setenv("FOUNDRY_CRAWL_DIR", str(SAMPLE_CRAWL))
+    instance = ensure_instance()
+    unchanged = plan_run(instance, None, corpus_config(4))
+    assert unchanged.shards == {} and unchanged.corpus == []
+    assert len(unchanged.current_shards) == 6
+    budget = corpus_config(4)
+    budget["ops"]["training_mixture"]["config"]["token_budget"] = BUDGET // 2
+    assert plan_run(instance, None, budget).corpus == ["training_mixture"]
+    clusters = corpus_config(4, clusters={"seed": 7})
+    rebuilt = plan_run(instance, None, clusters).corpus
+    assert rebuilt[0] == "clusters" and "training_mixture" in rebuilt
+    assert "duplicate_clusters" not in rebuilt
+    assert plan_run(instance, force=True).shards.keys() == set(unchanged.current_shards)
+
+    started = time.perf_counter()
+    summary = run_pipeline(parallel=2, corpus_config=corpus_config(4))
+    assert summary.corpus_ok and summary.corpus_rebuilt == []
+    assert summary.current_shards == summary.shards
+    assert time.perf_counter() - started < 60

@@ -1,8 +1,8 @@
-"""Four crawl shards ingested at once, each its own run on the multiprocess executor, all
+"""Four crawl shards ingested at once, each its own run (its own process, as in production), all
 publishing into one lake and one DuckDB catalog: no lock errors, nothing lost.
 
-The shards are small (a real sample WARC split at record boundaries) so that eight processes
-(four runs, each with its step process) fit a 2-core CI machine.
+The shards are small (a real sample WARC split at record boundaries) so that four run processes
+fit a 2-core CI machine.
 """
 
 from __future__ import annotations
@@ -71,8 +71,8 @@ def test_four_partitions_in_parallel_without_lock_errors(
     assert len(shards) == SHARDS
 
     started = time.perf_counter()
-    # The runs' own processes are forked from this one (already importing Dagster); each run's
-    # step is started by the multiprocess executor as in production.
+    # The runs' own processes are forked from this one (already importing Dagster); each run
+    # executes its shard's steps in its own process, as `foundry run` does.
     with ProcessPoolExecutor(SHARDS, mp_context=get_context("fork")) as pool:
         results = list(pool.map(ingest_run, shards))
     seconds = time.perf_counter() - started
