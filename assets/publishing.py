@@ -20,6 +20,7 @@ import polars as pl
 
 from assets.contracts import Contract, balance_check, contract_check
 from assets.documents import DROPPED_SCHEMA
+from assets.usage import Usage
 from resources.catalog import TableVersion
 from resources.lake import Lake, StagedVersion, VersionWriter
 
@@ -40,6 +41,7 @@ class Publication:
         partition: str | None = None,
     ) -> None:
         self.started = time.perf_counter()
+        self.usage = Usage()
         self.asset = context.asset_key.to_user_string()
         self.run_id = context.run.run_id
         self.lake, self.contract, self.code_version = lake, contract, code_version
@@ -111,6 +113,7 @@ class Publication:
                 "kept": kept,
                 "dropped": dropped.row_count,
                 "compute_s": round(seconds, 3),
+                **self.usage.figures(),
                 "version_committed": self.staged is not None and contract.passed and balance.passed,
                 "check_results": dg.MetadataValue.path(report) if report else "reused version",
                 **(metadata or {}),
