@@ -15,6 +15,7 @@ BENCHMARKS = {
     "embeddings": "benchmarks.bench_embeddings",
     "rewrite": "benchmarks.bench_rewrite",
     "extraction": "benchmarks.bench_extraction",
+    "scale": "benchmarks.bench_scale",
 }
 
 
