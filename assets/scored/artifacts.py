@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import joblib
+import numpy as np
 import polars as pl
 
 from resources.lake import Lake
@@ -76,11 +77,50 @@ def load_model(lake: Lake, folder: str, filename: str) -> Any:
         return joblib.load(io.BytesIO(fh.read()))
 
 
+def sample_keys(ids: Iterable[str], seed: int) -> np.ndarray:
+    """A seeded 64-bit hash per id: the order every sample of this stage draws in."""
+    return np.fromiter(
+        (
+            int.from_bytes(hashlib.blake2b(f"{seed}:{d}".encode(), digest_size=8).digest(), "big")
+            for d in ids
+        ),
+        dtype=np.uint64,
+    )
+
+
 def stable_sample(ids: Iterable[str], k: int, seed: int) -> list[str]:
     """Bottom-k by a seeded hash: the same ids on every run, and adding documents changes the
     sample only where a newcomer hashes lower, so trained artifacts stay reusable."""
+    ids = list(ids)
+    order = np.lexsort((np.array(ids, dtype=object), sample_keys(ids, seed))) if ids else []
+    return [ids[i] for i in order[: max(k, 0)]]
 
-    def key(doc_id: str) -> str:
-        return hashlib.blake2b(f"{seed}:{doc_id}".encode(), digest_size=8).hexdigest()
 
-    return sorted(ids, key=key)[: max(k, 0)]
+class BottomK:
+    """The `k` rows with the lowest seeded hash of their doc_id (per `by` group if given), kept
+    while frames stream past: the same rows as `stable_sample` over everything offered, in
+    memory bounded by k (times the number of groups), whatever the corpus size."""
+
+    KEY = "_sample_key"
+
+    def __init__(self, k: int, seed: int, by: str | None = None) -> None:
+        self.k, self.seed, self.by = max(k, 0), seed, by
+        self._kept: pl.DataFrame | None = None
+
+    def offer(self, frame: pl.DataFrame) -> None:
+        if frame.is_empty() or self.k == 0:
+            return
+        keyed = frame.with_columns(pl.Series(self.KEY, sample_keys(frame["doc_id"], self.seed)))
+        if self.by is None and self._kept is not None and self._kept.height >= self.k:
+            keyed = keyed.filter(pl.col(self.KEY) <= self._kept[self.KEY].max())
+            if keyed.is_empty():
+                return
+        merged = keyed if self._kept is None else pl.concat([self._kept, keyed], how="diagonal")
+        merged = merged.sort(self.KEY, "doc_id")
+        rank = pl.int_range(pl.len()).over(self.by) if self.by else pl.int_range(pl.len())
+        self._kept = merged.filter(rank < self.k)
+
+    @property
+    def frame(self) -> pl.DataFrame | None:
+        """The sample so far in hash order, without its key column (None: nothing offered)."""
+        return None if self._kept is None else self._kept.drop(self.KEY)

@@ -10,7 +10,9 @@ reports the fingerprint as its data version, so Dagster sees nothing downstream 
 """
 
 import json
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Literal
 
 import dagster as dg
@@ -43,6 +45,7 @@ from assets.scored.schema import (
     SCORER_METRICS_SCHEMA,
     SCORER_SCHEMA,
     SCORES_CONTRACT,
+    SCORES_SCHEMA,
     frame,
 )
 from assets.scored.scoring import ScoringPolicy, cluster_labels, score_corpus
@@ -58,7 +61,7 @@ from assets.scored.training import (
 from resources.lake import Lake
 from resources.rewriter import VLLMRewriter
 
-CODE_VERSION = "scored-2"
+CODE_VERSION = "scored-3"  # 3: a map over shards, streaming statistics, sampled edges
 CLASSIFIER_CODE_VERSION = "quality-classifier-2"  # 2: topic-matched tiers, bootstrap CI
 RATINGS_CODE_VERSION = "llm-ratings-1"
 SCORER_CODE_VERSION = "rating-scorer-2"  # 2: alpha inside each fold, Spearman CI
@@ -407,6 +410,13 @@ class ScoredConfig(dg.Config):
         default_of(ScoringPolicy, "min_heldout_spearman"),
         description="A distilled dimension weighs only at this held-out Spearman or up.",
     )
+    sample_size: int = Field(
+        default_of(ScoringPolicy, "sample_size"),
+        gt=0,
+        description="Documents in the seeded sample (bottom-k of a hash of doc_id) whose "
+        "quantiles give the fill medians and the bucket edges; exact below this corpus size.",
+    )
+    seed: int = default_of(ScoringPolicy, "seed")
 
     def policy(self) -> ScoringPolicy:
         return ScoringPolicy(**self.model_dump())
@@ -434,19 +444,24 @@ def quality_scores(
     """Every corpus document: RedPajama-style signals, classifier and distilled rating scores,
     toxicity, one combined score (configured or learned weights) and its quintile bucket."""
     publication = Publication(context, lake, SCORES_CONTRACT, CODE_VERSION)
-    try:
-        scored = score_corpus(lake, config.policy())
-    except ValueError as error:
-        raise dg.Failure(str(error)) from error
-    scores = scored.scores
-    histograms = reports.score_histograms(scores, ["quality_score", *SCORE_COLUMNS])
-    with publication.write() as out:
-        out.write("documents", scores, scores.to_arrow().schema)
+    with (
+        publication.write() as out,
+        tempfile.TemporaryDirectory(prefix="foundry-scores-") as scratch,
+    ):
+        try:
+            scored = score_corpus(
+                lake, config.policy(), out.table("documents", SCORES_SCHEMA), Path(scratch)
+            )
+        except ValueError as error:
+            raise dg.Failure(str(error)) from error
+    scores = publication.scan()
+    sample = scored.sample
+    histograms = reports.score_histograms(sample, ["quality_score", *SCORE_COLUMNS])
     yield from publication.results(
         corpus_size(lake),
         {
             "missing_scores": dg.MetadataValue.json(
-                {c: scores[c].null_count() for c in SCORE_COLUMNS}
+                reports.null_counts(scores, list(SCORE_COLUMNS))
             ),
             "weighting": config.weighting,
             "weights": dg.MetadataValue.json(scored.weights),
@@ -459,7 +474,11 @@ def quality_scores(
             "cluster_quality": dg.MetadataValue.md(
                 reports.cluster_quality(scores, cluster_labels(lake))
             ),
-            "histograms": dg.MetadataValue.md(png_markdown(histograms, "score histograms")),
+            "statistics_sample": sample.height,
+            "bucket_edges": dg.MetadataValue.json([round(float(e), 4) for e in scored.edges]),
+            "histograms": dg.MetadataValue.md(
+                png_markdown(histograms, f"score histograms (seeded sample of {sample.height})")
+            ),
             "scorer_versions": dg.MetadataValue.json(scored.scorers.versions),
         },
     )

@@ -20,6 +20,7 @@ from assets.scored.artifacts import current_artifact, load_model
 from assets.scored.classifier import classifier_scores
 from assets.scored.distill import predict
 from assets.scored.ratings import DIMENSIONS
+from assets.scored.shards import ShardReader
 from assets.scored.signals import filter_measurements, redpajama_signals, text_signals
 from resources.lake import Lake
 
@@ -71,18 +72,33 @@ def _lower_bound(metrics: pl.DataFrame, column: str) -> list[float | None]:
     return metrics[column].to_list()
 
 
-def corpus_batches(corpus: pl.LazyFrame, rows: int = 1024) -> Iterator[pl.DataFrame]:
-    yield from corpus.select("doc_id", "origin", "language", "text").collect_batches(
-        chunk_size=rows
-    )
+def unit_features(
+    reader: ShardReader, unit: str, scorers: Scorers, batch_rows: int = 1024
+) -> Iterator[pl.DataFrame]:
+    """The features of one unit's documents, batch by batch: its measurements, toxicity and
+    vectors are read once per unit (a shard's worth), never per batch from the whole corpus."""
+    docs = reader.documents(unit)
+    ids = docs.select("doc_id", "origin").collect()
+    organic = ids.filter(pl.col("origin") == "organic")["doc_id"]
+    measured = cleaned_measurements(reader, organic, unit)
+    vectors = pl.DataFrame(schema={"doc_id": pl.String})
+    if scorers.heads:
+        vectors = reader.vectors(ids["doc_id"], scorers.embedding_model, unit)
+    for batch in docs.collect_batches(chunk_size=batch_rows):
+        yield document_features(batch, measured, vectors, scorers)
 
 
-def document_features(lake: Lake, batch: pl.DataFrame, scorers: Scorers) -> pl.DataFrame:
-    """doc_id, origin, language, toxicity, the RedPajama-style signals and the model scores."""
-    organic = batch.filter(pl.col("origin") == "organic")
+def document_features(
+    batch: pl.DataFrame, measured: pl.DataFrame, vectors: pl.DataFrame, scorers: Scorers
+) -> pl.DataFrame:
+    """doc_id, origin, language, toxicity, the RedPajama-style signals and the model scores.
+
+    `measured`: the cleaned stage's wide measurements of (at least) the batch's organic
+    documents; `vectors`: doc_id, embedding of (at least) its documents."""
+    organic = batch.filter(pl.col("origin") == "organic").select("doc_id")
     synthetic = batch.filter(pl.col("origin") != "organic")
     measured = pl.concat(
-        [_cleaned_measurements(lake, organic["doc_id"]), _measure(synthetic)],
+        [organic.join(measured, on="doc_id", how="left"), _measure(synthetic)],
         how="diagonal_relaxed",
     )
     signals = redpajama_signals(measured).join(
@@ -91,7 +107,7 @@ def document_features(lake: Lake, batch: pl.DataFrame, scorers: Scorers) -> pl.D
     texts = batch["text"].to_list()
     derived = pl.DataFrame([text_signals(t) for t in texts])
     scores = {"classifier_score": _classified(batch["doc_id"], texts, scorers)}
-    scores |= _distilled(lake, batch["doc_id"], scorers)
+    scores |= _distilled(batch["doc_id"], vectors, scorers)
     frame = batch.select("doc_id", "origin", "language").with_columns(
         *(pl.Series(name, values).fill_nan(None) for name, values in scores.items()),
         *derived.get_columns(),
@@ -118,14 +134,15 @@ def _out_of_fold(
     return np.where(np.isnan(heldout), scores, heldout)
 
 
-def _cleaned_measurements(lake: Lake, ids: pl.Series) -> pl.DataFrame:
-    """Wide frame of what the cleaned stage measured, plus its toxicity score."""
+def cleaned_measurements(
+    reader: ShardReader, ids: pl.Series, unit: str | None = None
+) -> pl.DataFrame:
+    """Wide frame of what the cleaned stage measured for `ids`, plus its toxicity score."""
     if ids.is_empty():
         return pl.DataFrame(schema={"doc_id": pl.String})
-    wanted = pl.col("doc_id").is_in(ids.implode())
-    long = lake.scan("cleaned_documents", "signals").filter(wanted).collect()
+    long = reader.rows("cleaned_documents", "signals", ids, unit)
     wide = long.pivot(on="signal", index="doc_id", values="value", aggregate_function="first")
-    toxicity = lake.scan("cleaned_documents").filter(wanted).select("doc_id", "toxicity").collect()
+    toxicity = reader.rows("cleaned_documents", "documents", ids, unit).select("doc_id", "toxicity")
     return (
         pl.DataFrame({"doc_id": ids})
         .join(wide, on="doc_id", how="left")
@@ -150,22 +167,19 @@ def _measure(docs: pl.DataFrame) -> pl.DataFrame:
     return pl.DataFrame(rows) if rows else pl.DataFrame(schema={"doc_id": pl.String})
 
 
-def _distilled(lake: Lake, ids: pl.Series, scorers: Scorers) -> dict[str, np.ndarray]:
+def _distilled(ids: pl.Series, vectors: pl.DataFrame, scorers: Scorers) -> dict[str, np.ndarray]:
     out = {dim: np.full(len(ids), np.nan) for dim in DIMENSIONS}
-    if not scorers.heads:
+    if not scorers.heads or vectors.is_empty():
         return out
-    vectors = (
-        lake.scan("document_embeddings")
-        .filter(pl.col("doc_id").is_in(ids.implode()))
-        .filter(pl.col("model_id") == scorers.embedding_model)
-        .select("doc_id", "embedding")
-        .collect()
+    found = (
+        pl.DataFrame({"doc_id": ids})
+        .with_row_index("row")
+        .join(vectors.select("doc_id", "embedding"), on="doc_id", how="inner")
     )
-    position = {doc_id: i for i, doc_id in enumerate(ids)}
-    rows = np.array([position[d] for d in vectors["doc_id"]], dtype=int)
-    if len(rows) == 0:
+    if found.is_empty():
         return out
-    matrix = np.asarray(vectors["embedding"].to_numpy(), dtype=np.float32)
+    rows = found["row"].to_numpy().astype(int)
+    matrix = np.asarray(found["embedding"].to_numpy(), dtype=np.float32).reshape(len(rows), -1)
     for dim, values in predict(scorers.heads, matrix).items():
         out[dim][rows] = values
         out[dim] = _out_of_fold(ids, out[dim], scorers.heads_oof, f"{dim}_heldout")

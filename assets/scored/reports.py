@@ -29,15 +29,22 @@ def failures(ratings: pl.DataFrame, n: int = 5) -> list[dict]:
     return failed.select("doc_id", "dimension", "answer", "parse_error").head(n).to_dicts()
 
 
-def mean_score_by(scores: pl.DataFrame, by: str) -> dict[str, float]:
-    means = scores.group_by(by).agg(pl.col("quality_score").mean()).sort(by)
-    return {k: round(v, 3) for k, v in means.iter_rows()}
+def mean_score_by(scores: pl.LazyFrame | pl.DataFrame, by: str) -> dict[str, float]:
+    """Mean combined score per value of `by` (one streaming group-by over the scores)."""
+    means = scores.lazy().group_by(by).agg(pl.col("quality_score").mean())
+    return {k: round(v, 3) for k, v in means.collect(engine="streaming").sort(by).iter_rows()}
 
 
-def cluster_quality(scores: pl.DataFrame, labels: pl.DataFrame) -> str:
+def null_counts(scores: pl.LazyFrame | pl.DataFrame, columns: list[str]) -> dict[str, int]:
+    counts = scores.lazy().select(pl.col(c).null_count() for c in columns)
+    return counts.collect(engine="streaming").row(0, named=True)
+
+
+def cluster_quality(scores: pl.LazyFrame | pl.DataFrame, labels: pl.DataFrame) -> str:
     """Markdown, best cluster first: size, mean combined and model scores, top-two-bucket share."""
     table = (
-        scores.filter(pl.col("cluster_id").is_not_null())
+        scores.lazy()
+        .filter(pl.col("cluster_id").is_not_null())
         .group_by("cluster_id")
         .agg(
             pl.len().alias("documents"),
@@ -46,6 +53,7 @@ def cluster_quality(scores: pl.DataFrame, labels: pl.DataFrame) -> str:
             pl.col("educational_value").mean().round(2).alias("mean_educational"),
             (pl.col("quality_bucket") >= N_BUCKETS - 2).mean().round(2).alias("top_two_buckets"),
         )
+        .collect(engine="streaming")
         .join(labels, on="cluster_id", how="left")
         .sort("mean_quality", descending=True)
     )

@@ -113,3 +113,41 @@ SCORES_CONTRACT = Contract(
 def frame(rows: list[dict], schema: pa.Schema) -> pl.DataFrame:
     """Rows typed by an Arrow schema (also when there are none)."""
     return pl.from_arrow(pa.Table.from_pylist(rows, schema=schema))
+
+
+def _features_schema() -> pa.Schema:
+    from assets.scored.signals import REDPAJAMA_SIGNALS, TEXT_SIGNALS
+
+    signals = [s for s in REDPAJAMA_SIGNALS if s not in TEXT_SIGNALS]
+    return pa.schema(
+        [
+            ("doc_id", pa.string()),
+            ("origin", pa.string()),
+            ("language", pa.string()),
+            *((name, pa.float64()) for name in ("classifier_score", *DIMENSIONS)),
+            *((name, pa.float64()) for name in (*TEXT_SIGNALS, *signals, "toxicity")),
+            ("toxicity_source", pa.string()),
+        ]
+    )
+
+
+# quality_scores' per-document inputs (what one shard's map produces), then the scores table
+FEATURES_SCHEMA = _features_schema()
+SCORES_SCHEMA = pa.schema(
+    [
+        *FEATURES_SCHEMA,
+        ("quality_score", pa.float64()),
+        ("quality_bucket", pa.int32()),
+        ("cluster_id", pa.int32()),
+    ]
+)
+
+
+def conform(data: pl.DataFrame, schema: pa.Schema) -> pa.Table:
+    """A frame as a table of exactly `schema` (missing columns as nulls, types cast)."""
+    table = data.to_arrow()
+    arrays = [
+        table[f.name].cast(f.type) if f.name in table.column_names else pa.nulls(len(table), f.type)
+        for f in schema
+    ]
+    return pa.Table.from_arrays(arrays, schema=schema)

@@ -4,21 +4,33 @@ ratings standardised per language, weighted (configured or learned), gated on he
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import polars as pl
+import pyarrow.parquet as pq
 
-from assets.corpus import corpus_documents
-from assets.measures import buckets, standardise, weighted
+from assets.measures import weighted
+from assets.scored.artifacts import BottomK
 from assets.scored.combine import COMBINED_WEIGHTS, learn_weights, skilled
-from assets.scored.features import Scorers, corpus_batches, document_features, load_scorers
+from assets.scored.features import Scorers, load_scorers, unit_features
 from assets.scored.ratings import DIMENSIONS
-from assets.scored.schema import SCORE_COLUMNS
+from assets.scored.schema import FEATURES_SCHEMA, SCORE_COLUMNS, conform
+from assets.scored.shards import ShardReader
 from assets.scored.signals import REDPAJAMA_SIGNALS
-from assets.scored.training import mean_rating
-from resources.lake import Lake
+from assets.scored.statistics import (
+    ScoreStatistics,
+    aggregate,
+    bucket_edges,
+    bucket_of,
+    sample_medians,
+)
+from assets.scored.training import mean_ratings
+from resources.lake import Lake, TableSink
 
 KNOWN_INPUTS = frozenset({*REDPAJAMA_SIGNALS, *SCORE_COLUMNS})
+FEATURES_FRAME = pl.from_arrow(FEATURES_SCHEMA.empty_table()).schema
 
 
 @dataclass(frozen=True)
@@ -31,36 +43,82 @@ class ScoringPolicy:
     min_heldout_auc: float = 0.6  # the classifier weighs only if its AUC interval starts here
     # a distilled dimension weighs only if its Spearman interval starts above 0 and here or up
     min_heldout_spearman: float = 0.1
+    # the seeded sample whose quantiles give the medians (fill) and the bucket edges
+    sample_size: int = 50_000
+    seed: int = 0
 
 
 @dataclass(frozen=True)
 class ScoredCorpus:
-    scores: pl.DataFrame
+    sample: pl.DataFrame  # the bounded sample's features, z-scores' inputs and scores
     weights: dict[str, float]
     excluded: dict[str, str]
     learned_note: str
     scorers: Scorers
+    statistics: ScoreStatistics
+    edges: np.ndarray
+    rows: int
 
 
-def score_corpus(lake: Lake, policy: ScoringPolicy) -> ScoredCorpus:
+def score_corpus(lake: Lake, policy: ScoringPolicy, sink: TableSink, scratch: Path) -> ScoredCorpus:
+    """Features per shard into `scratch` (a map), one streaming aggregate for the statistics,
+    then a second map that scores each shard and streams it into `sink`."""
     if unknown := set(policy.weights) - KNOWN_INPUTS:
         raise ValueError(
             f"Unknown signals in weights: {sorted(unknown)}; known: {sorted(KNOWN_INPUTS)}"
         )
     scorers = load_scorers(lake)
-    features = pl.concat(
-        [document_features(lake, b, scorers) for b in corpus_batches(corpus_documents(lake))],
-        how="diagonal_relaxed",
-    )
+    reader = ShardReader(lake)
+    sample = BottomK(policy.sample_size, policy.seed)
+    ratings = mean_ratings(lake) if policy.weighting == "learned" else None
+    rated: list[pl.DataFrame] = []
+    files = []
+    for i, unit in enumerate(reader.units()):
+        path = scratch / f"features-{i:06d}.parquet"
+        with pq.ParquetWriter(path, FEATURES_SCHEMA, compression="zstd") as writer:
+            for frame in unit_features(reader, unit, scorers):
+                writer.write_table(conform(frame, FEATURES_SCHEMA))
+                sample.offer(frame)
+                if ratings is not None:
+                    rated.append(frame.join(ratings.select("doc_id"), on="doc_id", how="semi"))
+        files.append((unit, path))
+    columns = sorted(KNOWN_INPUTS)
+    drawn = sample.frame if sample.frame is not None else pl.DataFrame(schema=FEATURES_FRAME)
+    medians = sample_medians(drawn, columns)
     by = "language" if policy.standardise_by == "language" else None
-    z = standardise(features, sorted(KNOWN_INPUTS), by, policy.min_group)
-    weights, learned_note = _weights(lake, policy, features, z)
+    scan = pl.scan_parquet([str(p) for _, p in files], glob=False) if files else None
+    features = scan if scan is not None else pl.LazyFrame(schema=FEATURES_FRAME)
+    stats = aggregate(features, columns, medians, by, policy.min_group)
+    weights, learned_note = _weights(policy, stats, rated, ratings)
     weights, excluded = skilled(weights, scorers.heldout, *gates(policy))
-    total = weighted(z, weights)
-    scores = features.with_columns(
-        pl.Series("quality_score", total), pl.Series("quality_bucket", buckets(total))
-    ).join(_clusters(lake), on="doc_id", how="left")
-    return ScoredCorpus(scores, weights, excluded, learned_note, scorers)
+    sample_scores = weighted(stats.z(drawn), weights)
+    edges = bucket_edges(sample_scores)
+    rows = 0
+    for unit, path in files:
+        scored = score_frame(pl.read_parquet(path), stats, weights, edges)
+        clusters = reader.rows("clusters", "documents", scored["doc_id"], unit)
+        clusters = clusters.select("doc_id", "cluster_id") if "cluster_id" in clusters else None
+        scored = scored.join(
+            clusters if clusters is not None else _NO_CLUSTERS,
+            on="doc_id",
+            how="left",
+            maintain_order="left",
+        )
+        sink.write(scored)
+        rows += scored.height
+    drawn = drawn.with_columns(pl.Series("quality_score", sample_scores))
+    return ScoredCorpus(drawn, weights, excluded, learned_note, scorers, stats, edges, rows)
+
+
+def score_frame(
+    features: pl.DataFrame, stats: ScoreStatistics, weights: dict[str, float], edges: np.ndarray
+) -> pl.DataFrame:
+    """One shard's features with their combined score and bucket."""
+    total = weighted(stats.z(features), weights)
+    return features.with_columns(
+        pl.Series("quality_score", total, pl.Float64),
+        pl.Series("quality_bucket", bucket_of(total, edges), pl.Int32),
+    )
 
 
 def gates(policy: ScoringPolicy) -> tuple[dict[str, float], dict[str, float]]:
@@ -74,23 +132,28 @@ def gates(policy: ScoringPolicy) -> tuple[dict[str, float], dict[str, float]]:
 
 
 def _weights(
-    lake: Lake, policy: ScoringPolicy, features: pl.DataFrame, z: pl.DataFrame
+    policy: ScoringPolicy,
+    stats: ScoreStatistics,
+    rated: list[pl.DataFrame],
+    ratings: pl.DataFrame | None,
 ) -> tuple[dict[str, float], str]:
-    if policy.weighting == "configured":
+    """Configured weights, or learned on the rated documents (a bounded sample) from their
+    z-scores under the corpus statistics."""
+    if policy.weighting == "configured" or ratings is None:
         return dict(policy.weights), "configured"
-    target = mean_rating(lake, features["doc_id"])
+    frame = (
+        pl.concat(rated, how="diagonal_relaxed") if rated else pl.DataFrame(schema=FEATURES_FRAME)
+    )
+    target = frame.select("doc_id").join(ratings, on="doc_id", how="left", maintain_order="left")
     inputs = [c for c in policy.weights if c not in DIMENSIONS]
-    learned = learn_weights(z, inputs, target)
+    learned = learn_weights(stats.z(frame), inputs, target["mean"].fill_null(np.nan).to_numpy())
     if learned.weights is None:
         return dict(policy.weights), f"fell back to configured weights: {learned.reason}"
     kept = {d: w for d, w in policy.weights.items() if d in DIMENSIONS}
     return {**learned.weights, **kept}, f"learned on {learned.n_rows} rated documents"
 
 
-def _clusters(lake: Lake) -> pl.DataFrame:
-    if not lake.has("clusters"):
-        return pl.DataFrame(schema={"doc_id": pl.String, "cluster_id": pl.Int32})
-    return lake.scan("clusters").select("doc_id", "cluster_id").collect()
+_NO_CLUSTERS = pl.DataFrame(schema={"doc_id": pl.String, "cluster_id": pl.Int32})
 
 
 def cluster_labels(lake: Lake) -> pl.DataFrame:

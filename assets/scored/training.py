@@ -199,18 +199,16 @@ def wide_ratings(
     return wide.with_columns(parsed.alias("n_parsed"))
 
 
-def mean_rating(lake: Lake, ids: pl.Series) -> np.ndarray:
-    """Mean accepted LLM rating per document (NaN where unrated), aligned with `ids`."""
+def mean_ratings(lake: Lake) -> pl.DataFrame:
+    """doc_id, mean accepted LLM rating of every rated document (a bounded sample)."""
     if not lake.has("llm_ratings", "ratings"):
-        return np.full(len(ids), np.nan)
-    means = (
+        return pl.DataFrame(schema={"doc_id": pl.String, "mean": pl.Float64})
+    return (
         lake.scan("llm_ratings", "ratings")
         .group_by("doc_id")
         .agg(pl.col("score").cast(pl.Float64).mean().alias("mean"))
         .collect()
     )
-    aligned = pl.DataFrame({"doc_id": ids}).join(means, on="doc_id", how="left")
-    return aligned["mean"].fill_null(np.nan).to_numpy()
 
 
 def head_table(

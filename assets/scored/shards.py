@@ -1,0 +1,95 @@
+"""The corpus one crawl shard at a time: what the scored stage's maps read.
+
+A unit of work is a crawl shard: its organic documents are that partition of cleaned_documents
+minus the duplicates removed from it, and its synthetic ones that partition of
+rephrased_documents when rewrites are partitioned by shard. Rewrites stored unpartitioned form
+one more unit of their own (their number is bounded by the rewrite budget). A table partitioned
+by shard is read by partition; an unpartitioned one is filtered by the unit's ids. Either way
+no read grows with the corpus times the number of batches, and nothing holds more than a shard.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import polars as pl
+
+from resources.catalog import UNPARTITIONED
+from resources.lake import Lake
+
+DOC_COLUMNS = ("doc_id", "origin", "language", "text")
+
+
+class ShardReader:
+    """Per-unit reads of the tables the scored stage uses; partitions are listed once per table."""
+
+    def __init__(self, lake: Lake) -> None:
+        self.lake = lake
+        self.partitions = cache(self._partitions)
+
+    def _partitions(self, asset: str, table: str = "documents") -> frozenset[str]:
+        if not self.lake.has(asset, table):
+            return frozenset()
+        return frozenset(f.partition for f in self.lake.files(asset, table))
+
+    def units(self) -> list[str]:
+        """Shards in partition order, then the unpartitioned rewrites if there are any."""
+        named = self.partitions("cleaned_documents") | self.partitions("rephrased_documents")
+        return sorted(named - {UNPARTITIONED}) + sorted(named & {UNPARTITIONED})
+
+    def _scan(self, asset: str, table: str, unit: str) -> pl.LazyFrame | None:
+        """The unit's partition of a table, or None when the table has no such partition."""
+        if unit not in self.partitions(asset, table):
+            return None
+        return self.lake.scan(asset, table, [unit])
+
+    def organic(self, unit: str) -> pl.LazyFrame | None:
+        docs = self._scan("cleaned_documents", "documents", unit)
+        if docs is None:
+            return None
+        parts = self.partitions("duplicate_clusters", "dropped")
+        if parts:
+            where = [unit] if unit in parts else sorted(parts)
+            removed = self.lake.scan("duplicate_clusters", "dropped", where).select("doc_id")
+            docs = docs.join(removed, on="doc_id", how="anti")
+        return docs
+
+    def documents(self, unit: str) -> pl.LazyFrame:
+        """doc_id, origin, language, text of the unit's corpus documents (organic first)."""
+        frames = []
+        if (organic := self.organic(unit)) is not None:
+            frames.append(
+                organic.select("doc_id", pl.lit("organic").alias("origin"), "language", "text")
+            )
+        if (synthetic := self._scan("rephrased_documents", "documents", unit)) is not None:
+            frames.append(
+                synthetic.select("doc_id", pl.lit("synthetic").alias("origin"), "language", "text")
+            )
+        if not frames:
+            return pl.LazyFrame(schema=dict.fromkeys(DOC_COLUMNS, pl.String))
+        return pl.concat(frames, how="vertical_relaxed")
+
+    def rows(self, asset: str, table: str, ids: pl.Series, unit: str | None = None) -> pl.DataFrame:
+        """Rows of `ids` in one table: read from the unit's partition when the table is
+        partitioned by shard, else filtered out of the whole table (an empty frame when the
+        table does not exist)."""
+        parts = self.partitions(asset, table)
+        if not parts or ids.is_empty():
+            return pl.DataFrame(schema={"doc_id": pl.String})
+        where = [unit] if unit in parts and unit != UNPARTITIONED else None
+        wanted = pl.col("doc_id").is_in(ids.implode())
+        return self.lake.scan(asset, table, where).filter(wanted).collect(engine="streaming")
+
+    def vectors(
+        self, ids: pl.Series, model_id: str | None, unit: str | None = None
+    ) -> pl.DataFrame:
+        """doc_id, text_hash, model_id, embedding of `ids`. The one place that knows where
+        vectors live (document_embeddings, per shard when it is partitioned by shard)."""
+        found = self.rows("document_embeddings", "documents", ids, unit)
+        if found.is_empty():
+            return pl.DataFrame(
+                schema={"doc_id": pl.String, "text_hash": pl.String, "model_id": pl.String}
+            )
+        if model_id is not None:
+            found = found.filter(pl.col("model_id") == model_id)
+        return found.select("doc_id", "text_hash", "model_id", "embedding")

@@ -1,0 +1,133 @@
+"""The corpus statistics the combined score needs, computed without holding the corpus.
+
+`assets.measures.standardise` and `buckets` define the score on a frame in memory: each signal
+(log-scaled where heavy-tailed) has its nulls filled with the column's median, then becomes a
+z-score within its language when the language has `min_group` documents and a spread, else over
+the corpus; the score's quintile ranks are its buckets. Here the same numbers come in two parts:
+
+- the medians (for the fill) and the bucket edges are quantiles of a bounded, seeded sample (the
+  bottom-k documents by a seeded hash of doc_id, `BottomK`): exact while the corpus fits in the
+  sample, an estimate from k documents beyond that;
+- mean, standard deviation and size per language come from one streaming aggregate over the
+  stored features (polars' streaming engine, a group per language), and the corpus figures are
+  pooled from the groups' (exact, Chan et al.'s parallel formulas).
+
+`ScoreStatistics.z` then applies them to any frame, shard by shard.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from assets.measures import LOG_SCALED, N_BUCKETS
+
+GROUP = "language"
+_N = "_n"
+
+
+def prepared(name: str, median: float | None = None) -> pl.Expr:
+    """A signal as `standardise` compares it: float, NaN as missing, log-scaled where heavy-tailed,
+    and (given a median) missing values filled with it."""
+    x = pl.col(name).cast(pl.Float64).fill_nan(None)
+    x = x.log1p() if name in LOG_SCALED else x
+    return x if median is None else x.fill_null(pl.lit(median, pl.Float64))
+
+
+def sample_medians(sample: pl.DataFrame, columns: Sequence[str]) -> dict[str, float | None]:
+    """Median of each prepared signal over the sample (None where the sample has no value)."""
+    if sample.is_empty():
+        return dict.fromkeys(columns)
+    row = sample.select(prepared(c).median().alias(c) for c in columns).row(0, named=True)
+    return {c: (None if row[c] is None else float(row[c])) for c in columns}
+
+
+@dataclass(frozen=True)
+class ScoreStatistics:
+    columns: tuple[str, ...]
+    medians: dict[str, float | None]
+    groups: pl.DataFrame  # language, _n, {column}_mean, {column}_std per language
+    overall: dict[str, tuple[float | None, float | None]]  # column -> (mean, std)
+    by: str | None  # "language", or None: corpus statistics only
+    min_group: int
+
+    def z(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """z-scores of `frame`'s columns, as `standardise` gives over the whole corpus."""
+        values = frame.select(
+            pl.col(GROUP), *(prepared(c, self.medians[c]) for c in self.columns)
+        ).with_row_index("_row")
+        if self.by is not None:
+            values = values.join(
+                self.groups, on=GROUP, how="left", nulls_equal=True, maintain_order="left"
+            )
+        exprs = []
+        for c in self.columns:
+            mean, std = (pl.lit(v, pl.Float64) for v in self.overall[c])
+            z = _z(pl.col(c), mean, std)
+            if self.by is not None:
+                g_mean, g_std = pl.col(f"{c}_mean"), pl.col(f"{c}_std")
+                usable = (pl.col(_N) >= self.min_group) & (g_std > 0)
+                z = pl.when(usable).then(_z(pl.col(c), g_mean, g_std)).otherwise(z)
+            exprs.append(z.fill_null(0.0).alias(c))
+        return values.sort("_row").select(exprs)
+
+
+def _z(x: pl.Expr, mean: pl.Expr, std: pl.Expr) -> pl.Expr:
+    return pl.when(std > 0).then((x - mean) / std).otherwise(0.0)
+
+
+def aggregate(
+    features: pl.LazyFrame,
+    columns: Sequence[str],
+    medians: dict[str, float | None],
+    by: str | None,
+    min_group: int,
+) -> ScoreStatistics:
+    """One streaming pass over `features` (a scan of the stored per-shard features)."""
+    stats = [pl.len().alias(_N)]
+    for c in columns:
+        stats += [pl.col(c).mean().alias(f"{c}_mean"), pl.col(c).std().alias(f"{c}_std")]
+    groups = (
+        features.select(pl.col(GROUP), *(prepared(c, medians[c]) for c in columns))
+        .group_by(GROUP)
+        .agg(stats)
+        .collect(engine="streaming")
+        .sort(GROUP, nulls_last=True)
+    )
+    overall = {c: pooled(groups, c) for c in columns}
+    return ScoreStatistics(tuple(columns), medians, groups, overall, by, min_group)
+
+
+def pooled(groups: pl.DataFrame, column: str) -> tuple[float | None, float | None]:
+    """Corpus mean and sample standard deviation of a column from its per-group ones."""
+    rows = [
+        (n, m, s)
+        for n, m, s in groups.select(_N, f"{column}_mean", f"{column}_std").iter_rows()
+        if m is not None
+    ]
+    total = sum(n for n, _, _ in rows)
+    if total == 0:
+        return None, None
+    mean = sum(n * m for n, m, _ in rows) / total
+    if total < 2:
+        return mean, None
+    m2 = sum((n - 1) * (s or 0.0) ** 2 + n * (m - mean) ** 2 for n, m, s in rows)
+    return mean, math.sqrt(m2 / (total - 1))
+
+
+def bucket_edges(scores: np.ndarray, n_buckets: int = N_BUCKETS) -> np.ndarray:
+    """The lowest score of buckets 1..n-1 as `buckets` ranks them: bucket b starts at rank
+    ceil(b * n / n_buckets) of the sorted scores (+inf where no rank is that high)."""
+    ordered = np.sort(np.asarray(scores, dtype=float))
+    n = len(ordered)
+    starts = [-(-b * n // n_buckets) for b in range(1, n_buckets)]
+    return np.array([ordered[r] if r < n else np.inf for r in starts])
+
+
+def bucket_of(scores: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Bucket per score: how many bucket edges it reaches."""
+    return np.searchsorted(edges, np.asarray(scores, dtype=float), side="right").astype(np.int32)
