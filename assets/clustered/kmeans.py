@@ -9,6 +9,7 @@ from sklearn.cluster import KMeans, MiniBatchKMeans
 from sklearn.metrics import silhouette_score
 
 MINI_BATCH_ABOVE = 20_000  # documents; full k-means is exact and fast enough below this
+SILHOUETTE_SAMPLE = 5_000  # silhouette is quadratic: scored on a seeded sample of this size
 
 
 @dataclass(frozen=True)
@@ -34,13 +35,19 @@ def choose_k(vectors: np.ndarray, candidates: range, seed: int, sample: int = 50
     return max(scores, key=scores.get) if scores else 1
 
 
-def cluster(vectors: np.ndarray, k: int, seed: int) -> Clustering:
+def cluster(
+    vectors: np.ndarray, k: int, seed: int, silhouette_sample: int = SILHOUETTE_SAMPLE
+) -> Clustering:
+    """Fit on `vectors` (the bounded sample); the silhouette on at most `silhouette_sample`."""
     k = max(1, min(k, len(vectors)))
     centroids = _fit_centroids(vectors, k, seed)
     labels, distances = assign(vectors, centroids)
-    silhouette = (
-        float(silhouette_score(vectors, labels, metric="cosine")) if 1 < k < len(vectors) else None
-    )
+    silhouette = None
+    if 1 < len(np.unique(labels)) < len(vectors):
+        size = min(silhouette_sample, len(vectors))
+        silhouette = float(
+            silhouette_score(vectors, labels, metric="cosine", sample_size=size, random_state=seed)
+        )
     unseen = unseen_distance(vectors, k, seed)
     return Clustering(labels, distances, centroids, k, silhouette, unseen)
 
@@ -91,27 +98,3 @@ def drift(new_distances: np.ndarray, unseen_reference: float) -> float:
     if len(new_distances) == 0 or unseen_reference <= 0:
         return 0.0
     return float(np.mean(new_distances)) / unseen_reference - 1.0
-
-
-def semantic_duplicates(
-    vectors: np.ndarray, labels: np.ndarray, distances: np.ndarray, threshold: float
-) -> list[tuple[int, int, float]]:
-    """SemDeDup: inside each cluster, (removed, kept, cosine) for pairs above the threshold.
-
-    As in NeMo Curator's default, the member farthest from its centroid (the "hard" example) is
-    kept and the closer near-copies are removed.
-    """
-    removed: list[tuple[int, int, float]] = []
-    for cluster_id in np.unique(labels):
-        members = np.flatnonzero(labels == cluster_id)
-        members = members[np.argsort(-distances[members], kind="stable")]  # hardest first
-        sims = vectors[members] @ vectors[members].T
-        gone: set[int] = set()
-        for i in range(len(members)):
-            if i in gone:
-                continue
-            for j in np.flatnonzero(sims[i, i + 1 :] >= threshold) + i + 1:
-                if j not in gone:
-                    gone.add(int(j))
-                    removed.append((int(members[j]), int(members[i]), float(sims[i, j])))
-    return removed
