@@ -2,8 +2,11 @@
 
 A trace reads exactly what a mixture was built from: the upstream versions its manifest pins
 (`upstream_versions`), for the current mixture or an older one, not whatever is current today.
-Every query is parameterised; table names come from the fixed list below, never from input, and
-file lists come from the catalog.
+Documents are found through the lake's doc index (resources/doc_index.py): a lookup opens a
+bounded number of small sorted index files and then only the rows it names, so it takes the same
+time at ten shards or ten thousand. Versions older than the index are scanned as before. Every
+query is parameterised; table names come from the fixed list below, never from input, and file
+lists come from the catalog.
 """
 
 from __future__ import annotations
@@ -13,8 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from resources.catalog import Catalog, sql_string, view_name
+from resources.doc_index import TRACED_VIEWS, DocIndex, Hit
 
 MIXTURE = "training_mixture"
 
@@ -41,110 +46,229 @@ class UnknownMixtureError(LookupError):
 
 def trace_document(catalog: Catalog, doc_or_sample_id: str, mixture: str | None = None) -> Trace:
     """`mixture`: a training_mixture version id; None traces through the current mixture."""
-    with catalog.connect(read_only=True) as con:
-        q = _Query(con, *_pinned_sources(con, mixture))
+    with catalog.connect(read_only=True, views=False) as con:
+        q = _Query(con, catalog, _pinned(con, mixture))
         return _trace(q, doc_or_sample_id)
 
 
 def _trace(q: _Query, doc_or_sample_id: str) -> Trace:
-    mixture = q.rows(
-        "training_mixture", "doc_id = ? OR sample_id = ?", doc_or_sample_id, doc_or_sample_id
-    )
+    mixture = q.rows("training_mixture", doc_or_sample_id, ("doc_id", "sample_id"))
     doc_id = mixture[0]["doc_id"] if mixture else doc_or_sample_id
-    trace = Trace(doc_id, versions=q.versions)
+    trace = Trace(doc_id)
     trace.add("mixture samples", mixture)
-    trace.add("not in the mixture", q.rows("training_mixture__dropped", "doc_id = ?", doc_id))
-    trace.add("scores", q.rows("quality_scores", "doc_id = ?", doc_id))
+    trace.add("not in the mixture", q.rows("training_mixture__dropped", doc_id))
+    trace.add("scores", q.rows("quality_scores", doc_id))
     trace.add("cluster", q.cluster(doc_id))
-    trace.add("removed as semantic duplicate", q.rows("clusters__dropped", "doc_id = ?", doc_id))
-    rewrite = q.rows("rephrased_documents", "doc_id = ?", doc_id, omit=("text",))
+    trace.add("removed as semantic duplicate", q.rows("clusters__dropped", doc_id))
+    rewrite = q.rows("rephrased_documents", doc_id, omit=("text",))
     trace.add("rewrite", rewrite)
-    trace.add("rejected rewrite", q.rows("rephrased_documents__dropped", "doc_id = ?", doc_id))
+    trace.add("rejected rewrite", q.rows("rephrased_documents__dropped", doc_id))
     source = rewrite[0]["source_doc_id"] if rewrite else doc_id
     _trace_organic(q, trace, source)
+    trace.versions = q.read_versions()
     return trace
 
 
 def _trace_organic(q: _Query, trace: Trace, doc_id: str) -> None:
-    trace.add("duplicate cluster", q.rows("duplicate_clusters", "doc_id = ?", doc_id))
-    trace.add("removed as duplicate", q.rows("duplicate_clusters__dropped", "doc_id = ?", doc_id))
-    trace.add("cleaned", q.rows("cleaned_documents", "doc_id = ?", doc_id, omit=("text",)))
-    trace.add("filter signals", q.rows("cleaned_documents__signals", "doc_id = ?", doc_id))
-    trace.add("dropped by cleaning", q.rows("cleaned_documents__dropped", "doc_id = ?", doc_id))
-    trace.add("raw record", q.rows("raw_documents", "doc_id = ?", doc_id, omit=("text",)))
-    trace.add("quarantined raw record", q.rows("raw_documents__dropped", "doc_id = ?", doc_id))
+    trace.add("duplicate cluster", q.rows("duplicate_clusters", doc_id))
+    trace.add("removed as duplicate", q.rows("duplicate_clusters__dropped", doc_id))
+    trace.add("cleaned", q.rows("cleaned_documents", doc_id, omit=("text",)))
+    trace.add("filter signals", q.rows("cleaned_documents__signals", doc_id))
+    trace.add("dropped by cleaning", q.rows("cleaned_documents__dropped", doc_id))
+    trace.add("raw record", q.rows("raw_documents", doc_id, omit=("text",)))
+    trace.add("quarantined raw record", q.rows("raw_documents__dropped", doc_id))
 
 
-def _pinned_sources(
-    con: duckdb.DuckDBPyConnection, mixture: str | None
-) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
-    """Files per table name, and versions per asset: the mixture's own version, the upstream
-    versions its manifest pins, and the current version of anything it does not pin."""
+@dataclass(frozen=True)
+class _Pins:
+    """Which versions a trace may read: the mixture's own, the upstream versions its manifest
+    pins, and the current version of anything it does not pin."""
+
+    mixture: str | None
+    versions: dict[str, list[str]]
+
+    def where(self, alias: str = "") -> tuple[str, list]:
+        a = f"{alias}." if alias else ""
+        sql = (
+            f"((({a}is_current AND NOT list_contains(?, {a}asset)) "
+            f"OR list_contains(?, {a}asset || '/' || {a}version)))"
+        )
+        keys = [f"{asset}/{v}" for asset, vs in self.versions.items() for v in vs]
+        return sql, [list(self.versions), keys]
+
+
+def _pinned(con: Any, mixture: str | None) -> _Pins:
     if mixture is None:
-        row = con.execute(
+        rows = con.execute(
             "SELECT version FROM versions WHERE asset = ? AND is_current LIMIT 1", [MIXTURE]
-        ).fetchone()
-        mixture = row[0] if row else None
-    pinned: dict[str, list[str]] = {}
-    if mixture is not None:
-        meta = con.execute(
-            "SELECT metadata FROM versions WHERE asset = ? AND version = ? LIMIT 1",
-            [MIXTURE, mixture],
-        ).fetchone()
-        if meta is None:
-            raise UnknownMixtureError(
-                f"no training_mixture version {mixture!r}: list them with foundry sql "
-                '"SELECT DISTINCT version, created_at FROM versions WHERE asset = '
-                "'training_mixture' ORDER BY created_at\""
-            )
-        pinned = {MIXTURE: [mixture], **json.loads(meta[0] or "{}").get("upstream_versions", {})}
-    rows = con.execute(
-        "SELECT asset, version, table_name, path FROM versions "
-        "WHERE (is_current AND NOT list_contains(?, asset)) "
-        "OR list_contains(?, asset || '/' || version) ORDER BY partition",
-        [list(pinned), [f"{a}/{v}" for a, vs in pinned.items() for v in vs]],
+        ).fetchall()
+        mixture = rows[0][0] if rows else None
+    if mixture is None:
+        return _Pins(None, {})
+    found = con.execute(
+        "SELECT metadata FROM versions WHERE asset = ? AND version = ? LIMIT 1",
+        [MIXTURE, mixture],
     ).fetchall()
-    files: dict[str, list[str]] = {}
-    versions: dict[str, set[str]] = {}
-    for asset, version, table, path in rows:
-        files.setdefault(view_name(asset, table), []).append(path)
-        versions.setdefault(asset, set()).add(version)
-    return files, {a: sorted(v) for a, v in versions.items()}
+    if not found:
+        raise UnknownMixtureError(
+            f"no training_mixture version {mixture!r}: list them with foundry sql "
+            '"SELECT DISTINCT version, created_at FROM versions WHERE asset = '
+            "'training_mixture' ORDER BY created_at\""
+        )
+    upstream = json.loads(found[0][0] or "{}").get("upstream_versions", {})
+    return _Pins(mixture, {MIXTURE: [mixture], **upstream})
 
 
 class _Query:
-    def __init__(
-        self,
-        con: duckdb.DuckDBPyConnection,
-        files: dict[str, list[str]],
-        versions: dict[str, list[str]],
-    ) -> None:
-        self.con, self.versions = con, versions
-        self.sources = {
-            name: "read_parquet([" + ", ".join(map(sql_string, paths)) + "], union_by_name = true)"
-            for name, paths in files.items()
-            if not any("://" in p for p in paths)  # remote files need DuckDB's httpfs
-        }
+    """Rows of the traced tables by key, from the versions the pins allow."""
 
-    def rows(self, view: str, where: str, *params: Any, omit: tuple[str, ...] = ()) -> list[Row]:
-        if view not in self.sources:
-            return []
-        exclude = f" EXCLUDE ({', '.join(omit)})" if omit else ""
-        source = self.sources[view]
-        cur = self.con.execute(f"SELECT *{exclude} FROM {source} WHERE {where}", list(params))
-        names = [d[0] for d in cur.description]
-        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+    def __init__(self, con: Any, catalog: Catalog, pins: _Pins) -> None:
+        self.con, self.pins = con, pins
+        self.index = DocIndex(catalog.index_dir) if catalog.index_dir is not None else None
+        self.since = self.index.since if self.index is not None else None
+        self._found: dict[str, dict[str, list[tuple[str, str, str, list[int]]]]] = {}
+        self._legacy: dict[str, list[str]] | None = None
+        self._read: dict[str, set[str]] = {}
+
+    def rows(
+        self,
+        view: str,
+        key: str,
+        columns: tuple[str, ...] = ("doc_id",),
+        omit: tuple[str, ...] = (),
+    ) -> list[Row]:
+        """Rows of `view` whose `columns` hold `key`: indexed rows, then unindexed files."""
+        assert view in TRACED_VIEWS, view
+        found = []
+        for asset, version, path, rows in self._indexed(key).get(view, []):
+            for row in self._fetch(path, rows, omit):
+                if any(row.get(c) == key for c in columns):
+                    found.append(row)
+                    self._read.setdefault(asset, set()).add(version)
+        return found + self._scan(view, key, columns, omit)
 
     def cluster(self, doc_id: str) -> list[Row]:
-        if not {"clusters", "clusters__summary"} <= set(self.sources):
+        rows = self.rows("clusters", doc_id)
+        files = self._files("clusters__summary")
+        if not rows or not files:
             return []
+        ids = sorted({r["cluster_id"] for r in rows})
         cur = self.con.execute(
-            f"SELECT c.cluster_id, s.label, s.size, c.distance FROM {self.sources['clusters']} c "
-            f"JOIN {self.sources['clusters__summary']} s USING (cluster_id) WHERE c.doc_id = ?",
-            [doc_id],
+            f"SELECT cluster_id, label, size FROM {_source(files)} "
+            "WHERE list_contains(?, cluster_id)",
+            [ids],
         )
-        names = [d[0] for d in cur.description]
-        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+        summary = {cid: (label, size) for cid, label, size in cur.fetchall()}
+        return [
+            {
+                "cluster_id": r["cluster_id"],
+                "label": summary[r["cluster_id"]][0],
+                "size": summary[r["cluster_id"]][1],
+                "distance": r.get("distance"),
+            }
+            for r in rows
+            if r["cluster_id"] in summary
+        ]
+
+    def read_versions(self) -> dict[str, list[str]]:
+        """The mixture read through, and the versions in which the document was found."""
+        read = {a: set(v) for a, v in self._read.items()}
+        if self.pins.mixture is not None:
+            read.setdefault(MIXTURE, set()).add(self.pins.mixture)
+        return {a: sorted(v) for a, v in sorted(read.items())}
+
+    # ------------------------------------------------------------------------ through the index
+
+    def _indexed(self, key: str) -> dict[str, list[tuple[str, str, str, list[int]]]]:
+        """view -> (asset, version, path, rows) of each allowed version that holds `key`."""
+        if key in self._found:
+            return self._found[key]
+        hits = self.index.lookup([key]) if self.index is not None else []
+        found: dict[str, list[tuple[str, str, str, list[int]]]] = {}
+        if hits:
+            table = pa.Table.from_pylist([_hit_row(h) for h in hits])
+            self.con.register("doc_index_hits", table)
+            where, params = self.pins.where("v")
+            rows = self.con.execute(
+                "SELECT v.asset, v.table_name, v.version, v.path, list(h.row ORDER BY h.row) "
+                "FROM doc_index_hits h JOIN versions v "
+                "USING (asset, partition, version, table_name) "
+                f"WHERE {where} AND v.path NOT LIKE '%://%' "
+                "GROUP BY ALL ORDER BY v.path",
+                params,
+            ).fetchall()
+            self.con.unregister("doc_index_hits")
+            for asset, table_name, version, path, row_numbers in rows:
+                found.setdefault(view_name(asset, table_name), []).append(
+                    (asset, version, path, row_numbers)
+                )
+        self._found[key] = found
+        return found
+
+    def _fetch(self, path: str, rows: list[int], omit: tuple[str, ...]) -> list[Row]:
+        exclude = ", ".join(["file_row_number", *omit])
+        cur = self.con.execute(
+            f"SELECT * EXCLUDE ({exclude}) FROM read_parquet(?, file_row_number = true) "
+            "WHERE list_contains(?, file_row_number) ORDER BY file_row_number",
+            [path, rows],
+        )
+        return _dicts(cur)
+
+    # ------------------------------------------------------------ versions older than the index
+
+    def _scan(self, view: str, key: str, columns: tuple[str, ...], omit: tuple[str, ...]):
+        """Rows of versions published before the index existed, read the old way."""
+        files = self._legacy_files().get(view)
+        if not files:
+            return []
+        exclude = f" EXCLUDE ({', '.join(omit)})" if omit else ""
+        match = " OR ".join(f"{c} = ?" for c in columns)
+        cur = self.con.execute(
+            f"SELECT *{exclude} FROM {_source(files)} WHERE {match}", [key] * len(columns)
+        )
+        return _dicts(cur)
+
+    def _legacy_files(self) -> dict[str, list[str]]:
+        if self._legacy is None:
+            self._legacy = self._files_where(
+                "created_at < ?" if self.since is not None else "true",
+                [self.since] if self.since is not None else [],
+            )
+        return self._legacy
+
+    def _files(self, view: str) -> list[str]:
+        return self._files_where("true", [], views=[view]).get(view, [])
+
+    def _files_where(self, extra: str, params: list, views=TRACED_VIEWS) -> dict[str, list[str]]:
+        """Local files per view of the allowed versions (remote files need DuckDB's httpfs)."""
+        where, pins = self.pins.where()
+        rows = self.con.execute(
+            "SELECT asset, table_name, list(path ORDER BY partition), bool_or(path LIKE '%://%') "
+            f"FROM versions WHERE {where} AND {extra} AND list_contains(?, "
+            "CASE WHEN table_name = 'documents' THEN asset ELSE asset || '__' || table_name END) "
+            "GROUP BY asset, table_name",
+            [*pins, *params, sorted(views)],
+        ).fetchall()
+        return {view_name(a, t): paths for a, t, paths, remote in rows if not remote}
+
+
+def _hit_row(hit: Hit) -> dict:
+    return {
+        "asset": hit.asset,
+        "partition": hit.partition,
+        "version": hit.version,
+        "table_name": hit.table_name,
+        "row": hit.row,
+    }
+
+
+def _source(files: list[str]) -> str:
+    return "read_parquet([" + ", ".join(map(sql_string, files)) + "], union_by_name = true)"
+
+
+def _dicts(cur: duckdb.DuckDBPyConnection) -> list[Row]:
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
 
 def format_trace(trace: Trace) -> str:
@@ -179,17 +303,12 @@ DROP_STEPS = (
 
 def explain(catalog: Catalog, url_or_doc_id: str) -> list[str]:
     """Why each raw record with this URL (or id) is, or is not, in the mixture."""
-    with catalog.connect(read_only=True) as con:
-        q = _Query(con, *_pinned_sources(con, None))
+    with catalog.connect(read_only=True, views=False) as con:
+        q = _Query(con, catalog, _pinned(con, None))
         ids = [
             r["doc_id"]
-            for r in q.rows("raw_documents", "url = ? OR doc_id = ?", url_or_doc_id, url_or_doc_id)
-        ]
-        ids += [
-            r["doc_id"]
-            for r in q.rows(
-                "raw_documents__dropped", "url = ? OR doc_id = ?", url_or_doc_id, url_or_doc_id
-            )
+            for view in ("raw_documents", "raw_documents__dropped")
+            for r in q.rows(view, url_or_doc_id, ("url", "doc_id"))
         ]
     if not ids:
         return [f"{url_or_doc_id}: no raw record has this URL or id"]

@@ -37,7 +37,8 @@ from dagster import ConfigurableResource
 from fsspec.implementations.local import LocalFileSystem
 from pydantic import Field, PrivateAttr
 
-from resources.catalog import UNPARTITIONED, Catalog, TableVersion
+from resources.catalog import DOC_INDEX, UNPARTITIONED, Catalog, TableVersion
+from resources.doc_index import SEGMENT, DocIndex, write_segment
 from resources.settings import foundry_home
 
 LAKE_URL_ENV = "FOUNDRY_LAKE_URL"
@@ -202,8 +203,14 @@ class Lake(ConfigurableResource):
     @property
     def catalog(self) -> Catalog:
         if self._catalog is None:
-            self._catalog = Catalog(Path(self.home) / "catalog.duckdb", self.lock_timeout_s)
+            index = None if self.remote else self.root / DOC_INDEX
+            self._catalog = Catalog(Path(self.home) / "catalog.duckdb", self.lock_timeout_s, index)
         return self._catalog
+
+    @property
+    def doc_index(self) -> DocIndex | None:
+        """doc_id -> file and row, for trace and why (local lakes only)."""
+        return None if self.remote else DocIndex(self.root / DOC_INDEX)
 
     # ---------------------------------------------------------------------------- writing
 
@@ -239,7 +246,14 @@ class Lake(ConfigurableResource):
             for sink in writer.sinks.values():
                 sink.close()
             version = f"{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}-{safe_key((run_id or 'adhoc')[:8])}"
+            index = self.doc_index
+            files = {name: sink.path for name, sink in writer.sinks.items()}
+            indexed = index is not None and write_segment(
+                index, staging, asset, partition, version, files
+            )
             final = self._move_into_place(staging, f"{asset}/{part_dir}/{version}")
+            if indexed:
+                index.add(f"{final}/{SEGMENT}")
             tables = [
                 TableVersion(asset, partition, version, name, f"{final}/{name}.parquet", rows)
                 for name, rows in writer.row_counts().items()
@@ -255,6 +269,7 @@ class Lake(ConfigurableResource):
             self.catalog.register(
                 staged.tables, staged.run_id, staged.code_version, staged.metadata
             )
+            self._compact_index()
 
     def reject(self, staged: StagedVersion, reasons: dict[str, Any]) -> None:
         """Record a staged version that failed its checks: it stays on disk and in the catalog's
@@ -263,6 +278,14 @@ class Lake(ConfigurableResource):
         self.catalog.register(
             staged.tables, staged.run_id, staged.code_version, metadata, current=False
         )
+        self._compact_index()
+
+    def _compact_index(self) -> None:
+        """After the catalog commit, outside its lock: merge the doc index once enough is
+        pending (one publisher in FANOUT does it; the others skip)."""
+        index = self.doc_index
+        if index is not None:
+            index.compact()
 
     def write_checkpoint(self, asset: str, key: str, tables: dict[str, pa.Table]) -> None:
         """Persist one finished batch of a long step, so a crash loses only the batch in flight.
@@ -285,18 +308,35 @@ class Lake(ConfigurableResource):
             if staging.exists():
                 shutil.rmtree(staging, ignore_errors=True)
 
-    def read_checkpoints(self, asset: str, table: str) -> pl.DataFrame | None:
+    def read_checkpoints(
+        self, asset: str, table: str, keys: Iterable[str] | None = None
+    ) -> pl.DataFrame | None:
+        """Rows of one table of every complete checkpoint, or only of those named in `keys`."""
         self._may_read(asset)
         base = self._path(f"{check_name(asset, 'asset')}/{CHECKPOINTS}")
         name = f"{check_name(table, 'table')}.parquet"
-        if not self.remote:  # the folder name itself is not a pattern ("[" in a home path)
+        if keys is not None:
+            found = [f"{base}/{safe_key(key)}/{name}" for key in keys]
+            paths = sorted(p for p in found if self.filesystem.exists(p))
+        elif not self.remote:  # the folder name itself is not a pattern ("[" in a home path)
             paths = sorted(str(p) for p in Path(base).glob(f"*/{name}"))
+        else:
+            paths = sorted(self.filesystem.glob(f"{base}/*/{name}"))
+        if not self.remote:
             return pl.read_parquet(paths, glob=False) if paths else None
-        found = self.filesystem.glob(f"{base}/*/{name}")
-        paths = sorted(p for p in found if self._checkpoint_complete(_parent(p)))
+        paths = [p for p in paths if self._checkpoint_complete(_parent(p))]
         if not paths:
             return None
         return pl.concat([pl.from_arrow(self._read_table(p)) for p in paths], how="diagonal")
+
+    def checkpoint_keys(self, asset: str) -> list[str]:
+        """Keys of the complete checkpoints of an asset: folder names only, no rows read."""
+        self._may_read(asset)
+        base = self._path(f"{check_name(asset, 'asset')}/{CHECKPOINTS}")
+        if not self.filesystem.exists(base):
+            return []
+        folders = self.filesystem.ls(base, detail=False)
+        return sorted(_basename(f) for f in folders if self._checkpoint_complete(f))
 
     def _checkpoint_complete(self, folder: str) -> bool:
         fs = self.filesystem

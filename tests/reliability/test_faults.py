@@ -73,7 +73,7 @@ def _killable_step(home: str, kill_point: str, marker: str) -> None:
     elif kill_point == "before_commit":
         lake.Catalog.register = lambda *args, **kwargs: _stall(marker)
     elif kill_point == "mid_commit":
-        catalog._refresh_views = lambda *args, **kwargs: _stall(marker)  # inside the transaction
+        catalog._insert_versions = lambda *args, **kwargs: _stall(marker)  # inside the transaction
     materialize_shard(home)
 
 
