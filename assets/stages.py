@@ -27,7 +27,12 @@ STAGES: tuple[Stage, ...] = (
         drops=("cleaned_documents", "duplicate_clusters"),
     ),
     Stage("rephrased", ("rephrased_documents",), drops=("rephrased_documents",)),
-    Stage("clustered", ("document_embeddings", "clusters"), drops=("clusters",)),
+    Stage(
+        "clustered",
+        ("document_embeddings", "clusters"),
+        per_shard=("document_embeddings",),
+        drops=("clusters",),
+    ),
     Stage("scored", ("quality_classifier", "llm_ratings", "rating_scorer", "quality_scores")),
     Stage("mixed", ("training_mixture",), drops=("training_mixture",)),
 )
