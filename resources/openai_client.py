@@ -1,7 +1,12 @@
 """Chat completions against one or more OpenAI-compatible endpoints (`vllm serve` replicas).
 
-Requests run concurrently, each with a timeout; a failed request is retried with exponential
-backoff on the next endpoint, so one dead replica slows a batch down instead of failing it.
+Requests flow continuously: each endpoint has `max_in_flight` worker threads that take the next
+request from one shared queue as soon as their last one finishes, so a slow request holds one
+slot, never a batch, and a faster replica takes more of the work. A failed request goes back on
+the queue after an exponential backoff (any endpoint may take it), and the worker of a failing
+endpoint cools down before it takes more; a request that fails every attempt, or that a server
+refuses outright (a 4xx other than 408/429), comes back as a `RequestFailure` with its reason
+while the others go on.
 
 A per-request `seed` is sent when asked for. A server that rejects the field (a client error that
 names it) gets the request again without it, and no later request carries it: each answer says
@@ -10,19 +15,20 @@ whether its seed was dropped and why (`seed_rejected`), so nothing records a see
 
 from __future__ import annotations
 
-import itertools
 import logging
+import queue
 import random
 import threading
 import time
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from collections.abc import Hashable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
 log = logging.getLogger(__name__)
+
+MAX_BACKOFF_S = 30.0
 
 
 class EndpointsUnavailableError(RuntimeError):
@@ -36,66 +42,237 @@ class HttpSettings:
     timeout_s: float = 120.0
     max_retries: int = 6
     backoff_s: float = 0.5
-    concurrency: int = 16
+    max_in_flight: int = 64  # per endpoint
+
+
+@dataclass(frozen=True)
+class RequestFailure:
+    """A request that got no answer: the reason (last errors) and how many attempts were made."""
+
+    reason: str
+    attempts: int
+
+
+class _Refused(Exception):
+    """A client error that no retry will fix (bad request, prompt too long)."""
+
+
+@dataclass
+class _Job:
+    key: Hashable
+    messages: list[dict]
+    attempt: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class InFlight:
+    """Requests outstanding per endpoint: now, at peak, and the time-weighted mean."""
+
+    def __init__(self, endpoints: Sequence[str]) -> None:
+        self._lock = threading.Lock()
+        self.now = dict.fromkeys(endpoints, 0)
+        self.peak = dict.fromkeys(endpoints, 0)
+        self._area = dict.fromkeys(endpoints, 0.0)
+        self._since = self._last = time.perf_counter()
+
+    def change(self, endpoint: str, delta: int) -> None:
+        with self._lock:
+            self._tick()
+            self.now[endpoint] += delta
+            self.peak[endpoint] = max(self.peak[endpoint], self.now[endpoint])
+
+    def mean(self) -> dict[str, float]:
+        with self._lock:
+            self._tick()
+            span = max(self._last - self._since, 1e-9)
+            return {e: area / span for e, area in self._area.items()}
+
+    def _tick(self) -> None:
+        now = time.perf_counter()
+        for endpoint, count in self.now.items():
+            self._area[endpoint] += count * (now - self._last)
+        self._last = now
 
 
 class OpenAIChatClient:
     def __init__(self, settings: HttpSettings) -> None:
         if not settings.endpoints:
             raise ValueError("the HTTP backend needs at least one endpoint URL")
+        if settings.max_in_flight < 1:
+            raise ValueError("max_in_flight must be at least 1")
         self.settings = settings
-        self._next = itertools.cycle(range(len(settings.endpoints)))
+        self.endpoints = tuple(e.rstrip("/") for e in settings.endpoints)
+        slots = settings.max_in_flight * len(self.endpoints)
+        limits = httpx.Limits(max_connections=slots + 8, max_keepalive_connections=slots)
+        self._client = httpx.Client(timeout=settings.timeout_s, limits=limits)
         self._lock = threading.Lock()
-        self._client = httpx.Client(timeout=settings.timeout_s)
         self.seed_rejected = ""  # why the servers took no per-request seed, once one said so
+        self.in_flight = InFlight(self.endpoints)
 
     def chat(
         self, conversations: Sequence[list[dict]], sampling: dict[str, Any], seed: int | None = None
     ) -> list[dict]:
         """One response dict per conversation, in order: text, token counts, finish reason, and
-        `seed_rejected` (the reason) where `seed` was asked for but not sent."""
-        with ThreadPoolExecutor(max_workers=self.settings.concurrency) as pool:
-            return list(pool.map(lambda c: self._one(c, sampling, seed), conversations))
-
-    def _endpoint(self) -> str:
-        with self._lock:
-            return self.settings.endpoints[next(self._next)].rstrip("/")
-
-    def _one(self, messages: list[dict], sampling: dict[str, Any], seed: int | None) -> dict:
-        body = {"model": self.settings.model, "messages": messages, **sampling}
-        errors = []
-        attempt = 0
-        while attempt <= self.settings.max_retries:
-            endpoint = self._endpoint()
-            seeded = seed is not None and not self.seed_rejected
-            request = {**body, "seed": seed} if seeded else body
-            try:
-                response = self._client.post(f"{endpoint}/v1/chat/completions", json=request)
-                if seeded and _rejects_seed(response):
-                    with self._lock:
-                        self.seed_rejected = self.seed_rejected or (
-                            f"server rejects per-request seeds (HTTP {response.status_code}: "
-                            f"{response.text[:160]})"
-                        )
-                    log.warning("%s: sending requests without a seed", self.seed_rejected)
-                    continue  # the same attempt again, without the seed
-                response.raise_for_status()
-                result = _parse(response.json())
-                if seed is not None and not seeded:
-                    result["seed_rejected"] = self.seed_rejected
-                return result
-            except (httpx.HTTPError, KeyError, ValueError) as exc:
-                errors.append(f"{endpoint}: {exc}")
-                delay = self.settings.backoff_s * 2**attempt * (0.5 + random.random())
-                log.warning("rewrite request failed (%s); retrying in %.1fs", exc, delay)
-                time.sleep(min(delay, 30.0))
-                attempt += 1
-        raise EndpointsUnavailableError(
-            f"{self.settings.max_retries + 1} attempts failed: " + "; ".join(errors[-3:])
+        `seed_rejected` (the reason) where `seed` was asked for but not sent. Raises
+        `EndpointsUnavailableError` if any request failed."""
+        results: dict[int, dict | RequestFailure] = dict(
+            self.stream(list(enumerate(conversations)), sampling, seed)
         )
+        failed = [r for r in results.values() if isinstance(r, RequestFailure)]
+        if failed:
+            raise EndpointsUnavailableError(
+                f"{len(failed)} of {len(results)} requests failed: {failed[0].reason}"
+            )
+        return [results[i] for i in range(len(conversations))]  # type: ignore[misc]
+
+    def stream(
+        self,
+        requests: Iterable[tuple[Hashable, list[dict]]],
+        sampling: dict[str, Any],
+        seed: int | None = None,
+    ) -> Iterator[tuple[Hashable, dict | RequestFailure]]:
+        """(key, answer or RequestFailure) per (key, messages), in the order they finish.
+
+        `requests` is read lazily, on a thread of its own, at most two windows of requests
+        ahead of what the caller has taken, so a long stream (or a slow caller) never piles up."""
+        yield from _Stream(self, requests, sampling, seed)
 
     def close(self) -> None:
         self._client.close()
+
+    def send(self, endpoint: str, job: _Job, sampling: dict[str, Any], seed: int | None) -> dict:
+        """One attempt of one request on one endpoint (the seed dropped once a server refuses
+        it); raises on failure."""
+        body = {"model": self.settings.model, "messages": job.messages, **sampling}
+        while True:
+            seeded = seed is not None and not self.seed_rejected
+            request = {**body, "seed": seed} if seeded else body
+            self.in_flight.change(endpoint, +1)
+            try:
+                response = self._client.post(f"{endpoint}/v1/chat/completions", json=request)
+            finally:
+                self.in_flight.change(endpoint, -1)
+            if seeded and _rejects_seed(response):
+                with self._lock:
+                    self.seed_rejected = self.seed_rejected or (
+                        f"server rejects per-request seeds (HTTP {response.status_code}: "
+                        f"{response.text[:160]})"
+                    )
+                log.warning("%s: sending requests without a seed", self.seed_rejected)
+                continue  # the same attempt again, without the seed
+            if 400 <= response.status_code < 500 and response.status_code not in (408, 429):
+                raise _Refused(f"HTTP {response.status_code}: {response.text[:300]}")
+            response.raise_for_status()
+            result = _parse(response.json())
+            if seed is not None and not seeded:
+                result["seed_rejected"] = self.seed_rejected
+            return result
+
+    def backoff(self, attempt: int) -> float:
+        """Seconds before attempt `attempt + 1`: exponential, jittered, capped."""
+        delay = self.settings.backoff_s * 2 ** min(attempt, 16) * (0.5 + random.random())
+        return min(delay, MAX_BACKOFF_S)
+
+
+class _Stream:
+    """One stream of requests: a feeder thread, `max_in_flight` workers per endpoint, and the
+    caller's thread taking answers off a queue as they come."""
+
+    def __init__(
+        self,
+        client: OpenAIChatClient,
+        requests: Iterable[tuple[Hashable, list[dict]]],
+        sampling: dict[str, Any],
+        seed: int | None,
+    ) -> None:
+        self.client, self.sampling, self.seed = client, sampling, seed
+        per_endpoint = client.settings.max_in_flight
+        if isinstance(requests, Sequence):  # no idle threads for a short list
+            per_endpoint = max(1, min(per_endpoint, -(-len(requests) // len(client.endpoints))))
+        self.todo: queue.Queue[_Job | None] = queue.Queue()
+        self.answers: queue.Queue = queue.Queue()
+        self.window = threading.Semaphore(2 * per_endpoint * len(client.endpoints))
+        self.stop = threading.Event()
+        self.workers = [
+            threading.Thread(target=self._work, args=(endpoint,), daemon=True)
+            for endpoint in client.endpoints
+            for _ in range(per_endpoint)
+        ]
+        self.feeder = threading.Thread(target=self._feed, args=(requests,), daemon=True)
+
+    def __iter__(self) -> Iterator[tuple[Hashable, dict | RequestFailure]]:
+        for thread in [*self.workers, self.feeder]:
+            thread.start()
+        handed, expected = 0, None
+        try:
+            while expected is None or handed < expected:
+                kind, payload = self.answers.get()
+                if kind == "fed":
+                    expected = payload
+                elif kind == "feed_error":
+                    raise payload
+                else:
+                    handed += 1
+                    self.window.release()
+                    yield payload
+        finally:
+            self.stop.set()
+            for _ in self.workers:
+                self.todo.put(None)
+
+    def _feed(self, requests: Iterable[tuple[Hashable, list[dict]]]) -> None:
+        count = 0
+        try:
+            for key, messages in requests:
+                while not self.window.acquire(timeout=0.5):
+                    if self.stop.is_set():
+                        return
+                if self.stop.is_set():
+                    return
+                self.todo.put(_Job(key, messages))
+                count += 1
+        except BaseException as exc:  # the caller's iterator failed: the caller sees it
+            self.answers.put(("feed_error", exc))
+            return
+        self.answers.put(("fed", count))
+
+    def _work(self, endpoint: str) -> None:
+        failures = 0  # consecutive failures of this endpoint: its cool-down grows with them
+        while not self.stop.is_set():
+            job = self.todo.get()
+            if job is None or self.stop.is_set():
+                return
+            try:
+                result = self.client.send(endpoint, job, self.sampling, self.seed)
+            except _Refused as exc:
+                job.errors.append(f"{endpoint}: {exc}")
+                self._give_up(job)
+                continue
+            except (httpx.HTTPError, KeyError, ValueError, TypeError, IndexError) as exc:
+                failures += 1
+                self._retry(job, f"{endpoint}: {type(exc).__name__}: {exc}")
+                self.stop.wait(self.client.backoff(failures - 1))
+                continue
+            failures = 0
+            self.answers.put(("answer", (job.key, result)))
+
+    def _retry(self, job: _Job, error: str) -> None:
+        job.errors.append(error)
+        job.attempt += 1
+        if job.attempt > self.client.settings.max_retries:
+            self._give_up(job)
+            return
+        delay = self.client.backoff(job.attempt - 1)
+        log.warning("rewrite request failed (%s); retrying in %.1fs", error, delay)
+        timer = threading.Timer(delay, self.todo.put, args=(job,))
+        timer.daemon = True
+        timer.start()
+
+    def _give_up(self, job: _Job) -> None:
+        attempts = len(job.errors)
+        reason = f"{attempts} attempt(s) failed: " + "; ".join(job.errors[-3:])
+        log.error("rewrite request %r failed for good: %s", job.key, reason)
+        self.answers.put(("answer", (job.key, RequestFailure(reason, attempts))))
 
 
 def _rejects_seed(response: httpx.Response) -> bool:

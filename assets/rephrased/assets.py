@@ -1,9 +1,10 @@
 """Dagster definition of the rephrased stage: vLLM rewrites, on the GPU pool, resumable."""
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import dagster as dg
+import pyarrow as pa
 from pydantic import Field
 
 from assets.contracts import Contract, check_specs
@@ -13,9 +14,15 @@ from assets.documents import DROPPED_SCHEMA, Drop
 from assets.partitions import GPU_POOL, GPU_TAG
 from assets.progress import Progress
 from assets.publishing import Publication
-from assets.rephrased.checkpoints import checkpoint_batch, finished_work
+from assets.rephrased.checkpoints import FinishedWork, checkpoint_batch, finished_work
 from assets.rephrased.quality import QualityPolicy
-from assets.rephrased.rewrite import ChunkLimits, RewriteKey, batched, rewrite_batch
+from assets.rephrased.rewrite import (
+    REQUEST_FAILED,
+    ChunkLimits,
+    RewriteKey,
+    batched,
+    rewrite_documents,
+)
 from assets.rephrased.schema import REPHRASED_SCHEMA
 from assets.rephrased.select import Selection, SelectionName, select_todo
 from assets.rephrased.styles import Style, get_style
@@ -23,7 +30,7 @@ from resources.lake import Lake
 from resources.langid import LanguageIdentifier
 from resources.rewriter import VLLMRewriter
 
-CODE_VERSION = "rephrased-2"  # 2: seeds recorded as sent, determinism column, new QC rules
+CODE_VERSION = "rephrased-3"  # 3: continuous HTTP, bounded selection, checkpoint index
 CONTRACT = Contract(
     columns=tuple(REPHRASED_SCHEMA.names),
     not_null=("doc_id", "source_doc_id", "style_id", "model", "text"),
@@ -53,6 +60,10 @@ class RephrasedConfig(dg.Config):
     max_new_documents: int = Field(
         default_of(Selection, "max_new_documents"), description="Budget of new rewrites per run."
     )
+    band_sample: int = Field(
+        default_of(Selection, "band_sample"),
+        description="score_band: documents (smallest ids) whose scores set the percentiles.",
+    )
     max_source_tokens_total: int = Field(
         default_of(Selection, "max_source_tokens_total"),
         description="Token budget of sources; 0 = none.",
@@ -61,7 +72,11 @@ class RephrasedConfig(dg.Config):
         list(default_of(Selection, "languages")),
         description="Source languages the model handles.",
     )
-    batch_size: int = Field(8, description="Documents per vLLM call (and per persisted batch).")
+    batch_size: int = Field(
+        8,
+        description="Documents per persisted batch (and per in-process vLLM call; over HTTP "
+        "requests flow continuously, max_in_flight per endpoint).",
+    )
     max_source_tokens: int = Field(
         default_of(ChunkLimits, "max_source_tokens"),
         description="Longer sources are cut (and marked).",
@@ -79,6 +94,7 @@ class RephrasedConfig(dg.Config):
             self.max_new_documents,
             self.max_source_tokens_total,
             tuple(self.languages),
+            self.band_sample,
         )
 
 
@@ -101,52 +117,70 @@ def rephrased_documents(
     """Synthetic rewrites of selected documents, each naming source, style, model and sampling."""
     publication = Publication(context, lake, CONTRACT, CODE_VERSION)
     styles = [get_style(style_id) for style_id in config.styles]
-    organic, done = organic_documents(lake), finished_work(lake)
-    todos = [
-        (
-            style,
-            select_todo(
-                lake,
-                organic,
-                config.selection_policy(),
-                _key(style, rewriter),
-                done.doc_ids,
-                rewriter.count_tokens,
-            ),
-        )
-        for style in styles
-    ]
-    new_per_style = {style.style_id: todo.height for style, todo in todos}
-    progress = Progress(context.log, "rewrites", total=sum(new_per_style.values()))
+    before = finished_work(lake)
+    todos = _todos(lake, config.selection_policy(), styles, rewriter, before)
+    selected: Counter[str] = Counter()
+
+    def work() -> Iterator[tuple[Style, dict]]:
+        for style, rows in todos:
+            for doc in rows:
+                selected[style.style_id] += 1
+                yield style, doc
+
+    bounded = all(isinstance(rows, list) for _, rows in todos)
+    total = sum(len(rows) for _, rows in todos) if bounded else None  # type: ignore[arg-type]
+    progress = Progress(context.log, "rewrites", total=total)
     limits = ChunkLimits(config.max_source_tokens, config.chunk_tokens)
     rules: Counter[str] = Counter()
-    for style, todo in todos:
-        for batch in batched(todo.iter_rows(named=True), config.batch_size):
-            items = list(
-                rewrite_batch(
-                    batch, style, rewriter, language_identifier.identify, QualityPolicy(), limits
-                )
-            )
-            checkpoint_batch(lake, items)
-            rules.update(i.rule for i in items if isinstance(i, Drop))
-            progress.advance(len(batch))
+    quarantined: list[Drop] = []
+    outcomes = rewrite_documents(
+        work(), rewriter, language_identifier.identify, QualityPolicy(), limits, config.batch_size
+    )
+    for batch in batched(outcomes, config.batch_size):
+        checkpoint_batch(lake, batch)
+        drops = [i for i in batch if isinstance(i, Drop)]
+        quarantined += [d for d in drops if d.rule == REQUEST_FAILED]
+        rules.update(d.rule for d in drops)
+        progress.advance(len(batch))
     timings = progress.finish()
     final = finished_work(lake)
     with publication.write() as out:
-        out.write("documents", final.kept, REPHRASED_SCHEMA)
-        out.write("dropped", final.dropped, DROPPED_SCHEMA)
-    rows_in = done.kept.height + done.dropped.height + sum(new_per_style.values())
+        final.write(lake, out)
+        rows = [d.row() for d in quarantined]
+        out.write("dropped", pa.Table.from_pylist(rows, schema=DROPPED_SCHEMA), DROPPED_SCHEMA)
+    rows_in = before.rows(lake) + sum(selected.values())
+    new_per_style = {style.style_id: selected[style.style_id] for style in styles}
     yield from publication.results(
         rows_in,
         {
             "new_rewrites": sum(new_per_style.values()),
             "new_rewrites_per_style": dg.MetadataValue.json(new_per_style),
             "rejected_this_run": dg.MetadataValue.json(dict(rules)),
+            "quarantined_this_run": len(quarantined),
+            "checkpoints_read": len(before.fresh),
             "model": rewriter.model_id(),
             "styles": [f"{style.style_id} v{style.version}" for style in styles],
+            **{k: dg.MetadataValue.json(v) for k, v in rewriter.http_stats().items()},
             **timings,
         },
     )
+
+
+def _todos(
+    lake: Lake,
+    selection: Selection,
+    styles: list[Style],
+    rewriter: VLLMRewriter,
+    finished: FinishedWork,
+) -> list[tuple[Style, Iterable[dict]]]:
+    """Each style's documents to rewrite: a list within a budget, a stream for `all`."""
+    organic = organic_documents(lake)
+    todos: list[tuple[Style, Iterable[dict]]] = []
+    for style in styles:
+        done = finished.done_sources(lake, _key(style, rewriter))
+        rows = select_todo(lake, organic, selection, done, rewriter.count_tokens)
+        todos.append((style, rows if selection.policy == "all" else list(rows)))
+    return todos
 
 
 def _key(style: Style, rewriter: VLLMRewriter) -> RewriteKey:

@@ -66,7 +66,7 @@ def test_score_band_splits_documents_by_heuristic_quality() -> None:
             "language": ["en"] * 10,
         }
     )
-    low = set(score_band(docs, 0.0, 0.5).collect()["doc_id"])
-    high = set(score_band(docs, 0.5, 1.0).collect()["doc_id"])
+    low = set(score_band(docs, 0.0, 0.5)["doc_id"])
+    high = set(score_band(docs, 0.5, 1.0)["doc_id"])
     assert low.isdisjoint(high) and len(low | high) == 10
     assert {"d1", "d3", "d5", "d7", "d9"} == high
