@@ -22,8 +22,8 @@ STAGES: tuple[Stage, ...] = (
     Stage("raw", ("raw_documents",), per_shard=("raw_documents",), drops=("raw_documents",)),
     Stage(
         "cleaned",
-        ("cleaned_documents", "duplicate_clusters"),
-        per_shard=("cleaned_documents",),
+        ("cleaned_documents", "minhash_signatures", "duplicate_clusters"),
+        per_shard=("cleaned_documents", "minhash_signatures"),
         drops=("cleaned_documents", "duplicate_clusters"),
     ),
     Stage("rephrased", ("rephrased_documents",), drops=("rephrased_documents",)),
@@ -34,7 +34,12 @@ STAGES: tuple[Stage, ...] = (
         drops=("clusters",),
     ),
     Stage("scored", ("quality_classifier", "llm_ratings", "rating_scorer", "quality_scores")),
-    Stage("mixed", ("training_mixture",), drops=("training_mixture",)),
+    Stage(
+        "mixed",
+        ("token_counts", "training_mixture"),
+        per_shard=("token_counts",),
+        drops=("training_mixture",),
+    ),
 )
 
 ASSET_NAMES: tuple[str, ...] = tuple(a for stage in STAGES for a in stage.assets)

@@ -2,9 +2,9 @@
 
 import dagster as dg
 
-from assets.cleaned.assets import cleaned_documents, duplicate_clusters
+from assets.cleaned.assets import cleaned_documents, duplicate_clusters, minhash_signatures
 from assets.clustered.assets import clusters, document_embeddings
-from assets.mixed.assets import training_mixture
+from assets.mixed.assets import token_counts, training_mixture
 from assets.mixed.proxy import NgramProxy
 from assets.raw.assets import raw_documents
 from assets.rephrased.assets import rephrased_documents
@@ -23,6 +23,7 @@ defs = dg.Definitions(
     assets=[
         raw_documents,
         cleaned_documents,
+        minhash_signatures,
         duplicate_clusters,
         rephrased_documents,
         document_embeddings,
@@ -31,6 +32,7 @@ defs = dg.Definitions(
         llm_ratings,
         rating_scorer,
         quality_scores,
+        token_counts,
         training_mixture,
     ],
     jobs=[ingest_shard_job, build_corpus_job],

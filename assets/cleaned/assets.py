@@ -13,11 +13,18 @@ from assets.cleaned.clean import (
     toxicity_histogram,
     with_overrides,
 )
-from assets.cleaned.dedup import DEDUP_CODE_VERSION, DedupPolicy, KeepPolicy, find_duplicates
+from assets.cleaned.dedup import (
+    DEDUP_CODE_VERSION,
+    DedupPolicy,
+    KeepPolicy,
+    StaleSignaturesError,
+    deduplicate,
+)
 from assets.cleaned.filters import ParityMode, filters_for
-from assets.cleaned.minhash import MinHashConfig
+from assets.cleaned.minhash import MinHashConfig, MinHasher
 from assets.cleaned.pii import PiiPolicy
 from assets.cleaned.schema import CLEANED_DOCUMENTS_SCHEMA, SIGNALS_SCHEMA
+from assets.cleaned.signatures import SIGNATURES_CODE_VERSION, sign_into
 from assets.contracts import DEFAULT_MAX_DROP_SHARE, Contract, check_specs
 from assets.corpus import catalog_rows
 from assets.defaults import default_of
@@ -124,8 +131,50 @@ def cleaned_documents(
     )
 
 
+class SignatureConfig(dg.Config):
+    """FineWeb's MinHash defaults: word 5-grams, 14 bands x 8 rows = 112 hashes. duplicate_clusters
+    must be run with the same values (it refuses signatures made with others)."""
+
+    ngram: int = default_of(MinHashConfig, "ngram")
+    bands: int = default_of(MinHashConfig, "bands")
+    rows: int = default_of(MinHashConfig, "rows")
+    seed: int = default_of(MinHashConfig, "seed")
+
+    def minhash(self) -> MinHashConfig:
+        return MinHashConfig(self.ngram, self.bands, self.rows, seed=self.seed)
+
+
+@dg.asset(
+    partitions_def=crawl_shards,
+    group_name="cleaned",
+    code_version=SIGNATURES_CODE_VERSION,
+    deps=["cleaned_documents"],
+    check_specs=check_specs("minhash_signatures"),
+    kinds={"parquet"},
+)
+def minhash_signatures(
+    context: dg.AssetExecutionContext, config: SignatureConfig, lake: Lake
+) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    """MinHash signatures, band keys (sorted per band) and exact hashes of one shard's cleaned
+    documents: datatrove's signature step, so a shard is signed once, never per corpus run."""
+    shard = context.partition_key
+    publication = Publication(context, lake, SIGNATURES_CONTRACT, SIGNATURES_CODE_VERSION, shard)
+    with publication.write({"config": config.minhash().signing_key()}) as out:
+        report = sign_into(lake, shard, MinHasher(config.minhash()), out)
+    yield from publication.results(
+        catalog_rows(lake, "cleaned_documents", partitions=[shard]),
+        {"signed": report.signed, "too_short_to_sign": report.documents - report.signed},
+    )
+
+
+SIGNATURES_CONTRACT = Contract(
+    columns=("doc_id", "shard", "cleaned_version", "content_hash", "config", "signature"),
+    not_null=("doc_id", "shard", "content_hash", "config"),
+)
+
+
 class DedupConfig(dg.Config):
-    """FineWeb's MinHash defaults: word 5-grams, 14 bands x 8 rows = 112 hashes."""
+    """Thresholds of the reduce; ngram/bands/rows/seed must equal minhash_signatures' own."""
 
     near_duplicates: bool = Field(
         default_of(DedupPolicy, "near_duplicates"),
@@ -135,28 +184,49 @@ class DedupConfig(dg.Config):
     bands: int = default_of(MinHashConfig, "bands")
     rows: int = default_of(MinHashConfig, "rows")
     threshold: float = Field(
-        default_of(MinHashConfig, "threshold"), description="Exact Jaccard a pair must reach."
+        default_of(MinHashConfig, "threshold"), description="Jaccard a pair must reach."
     )
     seed: int = default_of(MinHashConfig, "seed")
-    confirm: Literal["exact", "none"] = Field(
+    confirm: Literal["exact", "estimate", "none"] = Field(
         default_of(MinHashConfig, "confirm"),
-        description="'exact' Jaccard check of LSH pairs, or 'none' (datatrove parity).",
+        description="'exact' Jaccard check of LSH pairs (texts of candidates only), 'estimate' "
+        "on the stored signatures, or 'none' (datatrove parity).",
     )
     keep: KeepPolicy = Field(
         default_of(DedupPolicy, "keep"), description="Which copy of a duplicate survives."
+    )
+    memory_limit_mb: int = Field(
+        default_of(DedupPolicy, "memory_limit_mb"),
+        description="DuckDB memory limit of the bucket and cluster steps; beyond it they spill.",
+    )
+    threads: int = Field(default_of(DedupPolicy, "threads"), description="DuckDB threads.")
+    max_band_rows: int = Field(
+        default_of(DedupPolicy, "max_band_rows"),
+        description="Rows one bucket step groups; a larger band is split into hash ranges.",
+    )
+    temp_directory: str | None = Field(
+        None, description="Where DuckDB spills; None = the system's temporary folder."
     )
 
     def policy(self) -> DedupPolicy:
         minhash = MinHashConfig(
             self.ngram, self.bands, self.rows, self.threshold, self.seed, self.confirm
         )
-        return DedupPolicy(minhash, self.near_duplicates, self.keep)
+        return DedupPolicy(
+            minhash,
+            self.near_duplicates,
+            self.keep,
+            self.memory_limit_mb,
+            self.threads,
+            self.max_band_rows,
+            self.temp_directory,
+        )
 
 
 @dg.asset(
     group_name="cleaned",
     code_version=DEDUP_CODE_VERSION,
-    deps=["cleaned_documents"],
+    deps=["cleaned_documents", "minhash_signatures"],
     check_specs=check_specs("duplicate_clusters"),
     kinds={"parquet", "duckdb"},
 )
@@ -165,21 +235,26 @@ def duplicate_clusters(
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     """Exact and near duplicates across all shards: which copy is kept, which removed and why.
 
-    Incremental: signatures of unchanged shards are reused from the previous version."""
+    Reads the stored band keys of every shard (old shards are never signed again), buckets them
+    band by band out of core in DuckDB and clusters the pairs only."""
     policy = config.policy()
     publication = Publication(context, lake, DEDUP_CONTRACT, DEDUP_CODE_VERSION)
-    found = find_duplicates(lake, policy)
-    with publication.write(found.metadata) as out:
-        found.write(out, policy)
-    result = found.result
+    upstream = lake.versions_of(["cleaned_documents", "minhash_signatures"])
+    try:
+        with publication.write({"upstream": upstream, "policy": policy.key()}) as out:
+            result = deduplicate(lake, policy, out)
+    except StaleSignaturesError as error:
+        raise dg.Failure(str(error)) from error
     yield from publication.results(
         catalog_rows(lake, "cleaned_documents"),
         {
             "clusters": result.clusters,
             "exact_pairs": result.exact_pairs,
             "near_duplicate_pairs": result.near_pairs,
-            "shards_signed": dg.MetadataValue.json(result.shards_signed),
-            "shards_reused": dg.MetadataValue.json(result.shards_reused),
+            "candidate_pairs": result.candidate_pairs,
+            "texts_compared": result.texts_compared,
+            "checks_reused": result.checks_reused,
+            "shards": result.shards,
         },
         kept=result.kept,
     )

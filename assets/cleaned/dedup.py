@@ -1,37 +1,50 @@
-"""Cross-shard deduplication, incremental: exact hashes plus MinHash LSH near duplicates.
+"""Cross-shard deduplication, out of core: datatrove's buckets -> clusters -> filter over the
+band keys every shard's `minhash_signatures` stored (signing is the per-shard map, see
+``signatures.py``).
 
-Each run reuses the signatures and confirmed pairs of shards whose cleaned version has not
-changed, and only signs and searches the new or changed shards (against everything). Pairs are
-then grouped into clusters (union-find) and the keep policy picks one document per cluster; every
-other member is recorded as dropped with the similarity that tied it to its cluster.
+Bucket steps: band by band (and hash range by hash range when a band holds more rows than
+`max_band_rows`), DuckDB groups the (band_hash, doc_id) rows of every shard under an explicit
+memory limit, spilling to a temporary folder, and pairs each member of a bucket with the bucket's
+smallest doc_id, as datatrove's ``MinhashDedupBuckets`` does. Exact copies pair the same way on
+the content hash. Candidates are confirmed as configured (exact Jaccard of the texts, read only
+for candidates; the signatures' estimate; or not at all, as FineWeb). Connected components run
+over the confirmed pairs only, and the keep policy reads only the members' rows. Python holds
+O(pairs) (the component labels), never a per-corpus structure; a new shard is bucketed against
+the stored bands of old shards, which are never signed again, and exact checks already made
+are reused by content hash.
 """
 
 from __future__ import annotations
 
+import itertools
+import math
+import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
+import duckdb
 import numpy as np
-import polars as pl
 import pyarrow as pa
+import scipy.sparse as sp
+from scipy.sparse.csgraph import connected_components
 
-from assets.cleaned.minhash import (
-    BandIndex,
-    MinHashConfig,
-    MinHasher,
-    candidate_pairs,
-    verify_pairs,
-)
+from assets.cleaned.minhash import MinHashConfig, MinHasher, estimated_jaccards, exact_jaccard
+from assets.cleaned.signatures import sign_into
+from assets.corpus import catalog_rows
 from assets.documents import DROPPED_SCHEMA
 from assets.measures import heuristic_signals
+from resources.catalog import TableVersion
 from resources.lake import Lake, VersionWriter
 
-DEDUP_CODE_VERSION = "dedup-3"  # 3: datatrove's shingles, SHA-1 and permutations
+DEDUP_CODE_VERSION = "dedup-4"  # 4: out-of-core buckets over per-shard minhash_signatures
 KeepPolicy = Literal["earliest", "longest", "best_quality"]
 KEEP_POLICIES = get_args(KeepPolicy)
 PREFILTER_MARGIN = 0.2  # candidates whose estimate is this far below the threshold are skipped
+CONFIRM_BATCH = 2000  # candidate pairs whose texts are read and compared at once
+READ_BATCH = 65_536
 
 CLUSTER_SCHEMA = pa.schema(
     [
@@ -46,18 +59,27 @@ CLUSTER_SCHEMA = pa.schema(
 PAIRS_SCHEMA = pa.schema(
     [("a", pa.string()), ("b", pa.string()), ("similarity", pa.float64()), ("method", pa.string())]
 )
+CONFIRMATIONS_SCHEMA = pa.schema(
+    [
+        ("hash_a", pa.string()),
+        ("hash_b", pa.string()),
+        ("config", pa.string()),
+        ("similarity", pa.float64()),
+    ]
+)
+BAND_STATS_SCHEMA = pa.schema(
+    [
+        ("band", pa.int16()),
+        ("hash_ranges", pa.int32()),
+        ("buckets", pa.int64()),
+        ("candidate_pairs", pa.int64()),
+        ("seconds", pa.float64()),
+    ]
+)
 
 
-def signature_schema(num_hashes: int) -> pa.Schema:
-    return pa.schema(
-        [
-            ("doc_id", pa.string()),
-            ("shard", pa.string()),
-            ("shard_version", pa.string()),
-            ("config", pa.string()),
-            ("signature", pa.list_(pa.uint64(), num_hashes)),
-        ]
-    )
+class StaleSignaturesError(RuntimeError):
+    """minhash_signatures does not match the current cleaned documents (or this configuration)."""
 
 
 @dataclass(frozen=True)
@@ -65,10 +87,18 @@ class DedupPolicy:
     minhash: MinHashConfig = field(default_factory=MinHashConfig)
     near_duplicates: bool = True
     keep: KeepPolicy = "earliest"
+    memory_limit_mb: int = 1024  # DuckDB's limit for every reduce step; beyond it, it spills
+    threads: int = 2
+    max_band_rows: int = 20_000_000  # rows one bucket step groups; a larger band splits by hash
+    temp_directory: str | None = None  # where DuckDB spills; None = the system's temp folder
 
     def key(self) -> str:
         m = self.minhash
         return f"w{m.ngram}-b{m.bands}x{m.rows}-s{m.seed}-t{m.threshold}-{m.confirm}-sha1"
+
+    def confirmation_key(self) -> str:
+        """What an exact Jaccard check depends on: the shingles and the threshold."""
+        return f"w{self.minhash.ngram}-t{self.minhash.threshold}"
 
 
 @dataclass
@@ -77,261 +107,453 @@ class DedupResult:
     kept: int = 0
     duplicates: int = 0
     clusters: int = 0
-    shards_signed: list[str] = field(default_factory=list)
-    shards_reused: list[str] = field(default_factory=list)
+    shards: int = 0
+    candidate_pairs: int = 0
     near_pairs: int = 0
     exact_pairs: int = 0
+    texts_compared: int = 0
+    checks_reused: int = 0
     seconds: float = 0.0
 
 
-@dataclass
-class Deduplication:
-    """The tables of a new duplicate_clusters version, and what it took to make them."""
+@dataclass(frozen=True)
+class SignatureFiles:
+    """The current signature tables of every cleaned shard, and the cleaned files themselves."""
 
-    result: DedupResult
-    clusters: pl.DataFrame
-    drops: pl.DataFrame
-    pairs: pl.DataFrame
-    signatures: pl.DataFrame
-    metadata: dict
+    documents: list[TableVersion]
+    bands: list[TableVersion]
+    cleaned: dict[str, TableVersion]  # shard -> its cleaned documents
 
-    def write(self, out: VersionWriter, policy: DedupPolicy) -> None:
-        out.write("documents", self.clusters, CLUSTER_SCHEMA)
-        out.write("dropped", self.drops, DROPPED_SCHEMA)
-        out.write("pairs", self.pairs, PAIRS_SCHEMA)
-        out.write("signatures", self.signatures, signature_schema(policy.minhash.num_hashes))
+    @property
+    def band_rows(self) -> int:
+        return sum(f.row_count for f in self.bands)
 
 
-def find_duplicates(lake: Lake, policy: DedupPolicy) -> Deduplication:
+def signature_files(lake: Lake, policy: DedupPolicy) -> SignatureFiles:
+    """The signatures of exactly the current cleaned shards; refuses missing ones (signing is
+    the per-shard `minhash_signatures`, never done here)."""
+    cleaned = {f.partition: f for f in lake.files("cleaned_documents")}
+    signed = _by_partition(lake, "documents") if lake.has("minhash_signatures") else {}
+    bands = _by_partition(lake, "bands") if lake.has("minhash_signatures", "bands") else {}
+    missing = sorted(s for s in cleaned if s not in signed or s not in bands)
+    if missing:
+        raise StaleSignaturesError(
+            f"minhash_signatures has no current version for shards {missing[:5]}"
+            f"{' ...' if len(missing) > 5 else ''}: materialize it for them first"
+        )
+    shards = sorted(cleaned)
+    return SignatureFiles([signed[s] for s in shards], [bands[s] for s in shards], cleaned)
+
+
+def _by_partition(lake: Lake, table: str) -> dict[str, TableVersion]:
+    return {f.partition: f for f in lake.files("minhash_signatures", table)}
+
+
+def deduplicate(lake: Lake, policy: DedupPolicy, out: VersionWriter) -> DedupResult:
+    """Find exact and near duplicates over the stored signatures and stream the version's
+    tables (documents, dropped, pairs, confirmations, band_stats) into `out`."""
     started = time.perf_counter()
-    result = DedupResult()
-    shards = {f.partition: f.version for f in lake.files("cleaned_documents")}
-    old_sigs, old_pairs = _previous_state(lake, policy, shards)
-    result.shards_reused = sorted(set(old_sigs["shard"].unique()) if old_sigs.height else set())
-    result.shards_signed = sorted(set(shards) - set(result.shards_reused))
-    docs = lake.scan("cleaned_documents").select(
-        "doc_id", "shard", "source_offset", "content_hash", "n_chars"
-    )
-    docs = docs.collect().sort("shard", "source_offset", "doc_id")
-    result.rows_in = docs.height
-    hasher = MinHasher(policy.minhash)
-    new_sigs = _sign(lake, hasher, result.shards_signed, shards, policy.key())
-    near = _near_pairs(lake, hasher, policy, old_sigs, new_sigs) if policy.near_duplicates else []
-    pairs = pl.concat([old_pairs, _pairs_frame(near, "minhash")])
-    exact = exact_pairs(docs)
-    result.near_pairs, result.exact_pairs = pairs.height, exact.height
-    members = cluster_members(docs, pl.concat([pairs, exact]))
-    clusters = choose_kept(members, docs, policy.keep, lambda ids: _quality(lake, ids))
-    drops = duplicate_drops(clusters, policy.minhash.threshold)
-    signatures = pl.concat([old_sigs, new_sigs]) if old_sigs.height else new_sigs
-    meta = {"upstream": lake.versions_of(["cleaned_documents"]), "policy": policy.key()}
-    result.duplicates = drops.height
-    result.kept = result.rows_in - drops.height
-    result.clusters = clusters.filter(pl.col("is_kept")).height
+    if policy.keep not in KEEP_POLICIES:
+        raise ValueError(f"keep policy {policy.keep!r} is not one of {KEEP_POLICIES}")
+    files = signature_files(lake, policy)
+    result = DedupResult(rows_in=catalog_rows(lake, "cleaned_documents"), shards=len(files.cleaned))
+    with _duckdb(policy) as con:
+        _register(con, lake, "signed", [f.path for f in files.documents])
+        _register(con, lake, "bands", [f.path for f in files.bands])
+        _check_fresh(con, files, policy)
+        con.execute("CREATE TABLE edges (a VARCHAR, b VARCHAR, similarity DOUBLE, method VARCHAR)")
+        if policy.near_duplicates:
+            stats = bucket_pairs(con, policy, files.band_rows)
+            out.write("band_stats", stats, BAND_STATS_SCHEMA)
+            result.candidate_pairs = _count(con, "candidates")
+            _score_candidates(con)
+            _confirm(con, lake, policy, files, out, result)
+        result.near_pairs = _count(con, "edges")
+        result.exact_pairs = exact_pairs(con)
+        _components(con)
+        _members(con, lake, policy, files)
+        _write(con, out, policy)
+        result.duplicates = _scalar(con, "SELECT count(*) FROM clusters WHERE NOT is_kept")
+        result.clusters = _scalar(con, "SELECT count(*) FROM clusters WHERE is_kept")
+    result.kept = result.rows_in - result.duplicates
     result.seconds = time.perf_counter() - started
-    return Deduplication(result, clusters, drops, pairs, signatures, meta)
+    return result
 
 
 def publish_duplicates(lake: Lake, policy: DedupPolicy, run_id: str | None) -> DedupResult:
-    """Find and publish at once, without the asset's checks (benchmarks and tests)."""
-    found = find_duplicates(lake, policy)
+    """Sign every shard not yet signed, then find and publish at once, without the assets'
+    checks (benchmarks and tests): the same work as both assets."""
+    hasher = MinHasher(policy.minhash)
+    signed = (
+        {f.partition: f for f in lake.files("minhash_signatures")}
+        if lake.has("minhash_signatures")
+        else {}
+    )
+    for shard in (f.partition for f in lake.files("cleaned_documents")):
+        if shard not in signed:
+            with lake.publish("minhash_signatures", shard, run_id=run_id) as out:
+                sign_into(lake, shard, hasher, out)
+    meta = {"upstream": lake.versions_of(["cleaned_documents"]), "policy": policy.key()}
     with lake.publish(
-        "duplicate_clusters",
-        run_id=run_id,
-        code_version=DEDUP_CODE_VERSION,
-        metadata=found.metadata,
+        "duplicate_clusters", run_id=run_id, code_version=DEDUP_CODE_VERSION, metadata=meta
     ) as out:
-        found.write(out, policy)
-    return found.result
+        result = deduplicate(lake, policy, out)
+    return result
 
 
-def _previous_state(
-    lake: Lake, policy: DedupPolicy, shards: dict[str, str]
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Signatures and pairs of shards whose cleaned version is unchanged since the last run."""
-    empty_pairs = pl.from_arrow(PAIRS_SCHEMA.empty_table())
-    if not lake.has("duplicate_clusters", "signatures"):
-        return pl.DataFrame(), empty_pairs
-    sigs = lake.scan("duplicate_clusters", "signatures").collect()
-    current = pl.DataFrame(
-        {"shard": list(shards), "shard_version": list(shards.values())},
-        schema={"shard": pl.String, "shard_version": pl.String},
-    )
-    sigs = sigs.filter(pl.col("config") == policy.key()).join(
-        current, on=["shard", "shard_version"], how="semi"
-    )
-    reused = set(sigs["doc_id"])
-    pairs = lake.scan("duplicate_clusters", "pairs").collect()
-    pairs = pairs.filter(
-        pl.col("a").is_in(list(reused))
-        & pl.col("b").is_in(list(reused))
-        & (pl.col("method") == "minhash")
-    )
-    return sigs, pairs
+# ------------------------------------------------------------------------------ DuckDB plumbing
 
 
-def _sign(
-    lake: Lake, hasher: MinHasher, shards: list[str], versions: dict[str, str], key: str
-) -> pl.DataFrame:
-    """Signatures of every document of the shards, as one (documents x hashes) uint64 matrix;
-    documents too short to shingle get none, as in datatrove."""
-    ids: list[str] = []
-    shard_of: list[str] = []
-    rows: list[np.ndarray] = []
-    for shard in shards:
-        for doc in lake.iter_rows(
-            "cleaned_documents", partitions=[shard], columns=["doc_id", "text"]
-        ):
-            signature = hasher.signature(doc["text"])
-            if signature is not None:
-                ids.append(doc["doc_id"])
-                shard_of.append(shard)
-                rows.append(signature)
-    width = hasher.config.num_hashes
-    matrix = np.vstack(rows) if rows else np.empty((0, width), dtype=np.uint64)
-    signatures = pa.FixedSizeListArray.from_arrays(pa.array(matrix.ravel()), width)
-    table = pa.Table.from_arrays(
-        [
-            pa.array(ids, pa.string()),
-            pa.array(shard_of, pa.string()),
-            pa.array([versions[s] for s in shard_of], pa.string()),
-            pa.array([key] * len(ids), pa.string()),
-            signatures,
-        ],
-        schema=signature_schema(width),
-    )
-    return pl.from_arrow(table)
+@contextmanager
+def _duckdb(policy: DedupPolicy) -> Iterator[duckdb.DuckDBPyConnection]:
+    """An in-memory DuckDB with explicit limits: memory, spill folder, threads."""
+    with tempfile.TemporaryDirectory(prefix="foundry-dedup-", dir=policy.temp_directory) as tmp:
+        con = duckdb.connect(":memory:")
+        try:
+            con.execute(f"SET memory_limit='{int(policy.memory_limit_mb)}MB'")
+            con.execute(f"SET temp_directory='{_quote(tmp)}'")
+            con.execute(f"SET threads={int(policy.threads)}")
+            con.execute("SET preserve_insertion_order=false")
+            yield con
+        finally:
+            con.close()
 
 
-def _near_pairs(
-    lake: Lake, hasher: MinHasher, policy: DedupPolicy, old: pl.DataFrame, new: pl.DataFrame
-) -> list[tuple[str, str, float]]:
-    """New documents against every indexed document (old and new), confirmed as configured."""
-    index = BandIndex(hasher)
-    for doc_id, sig in _signatures(old):
-        index.add(doc_id, sig)
-    if policy.minhash.confirm == "none":
-        return candidate_pairs(_signatures(new), index, 0.0)
-    margin = policy.minhash.threshold - PREFILTER_MARGIN
-    candidates = candidate_pairs(_signatures(new), index, margin)
-    ids = {d for a, b, _ in candidates for d in (a, b)}
-    if not ids:
-        return []
-    texts = (
-        lake.scan("cleaned_documents")
-        .select("doc_id", "text")
-        .filter(pl.col("doc_id").is_in(list(ids)))
-        .collect()
-    )
-    return verify_pairs(candidates, dict(texts.iter_rows()), policy.minhash)
+def _register(con: duckdb.DuckDBPyConnection, lake: Lake, name: str, paths: list[str]) -> None:
+    """A view over Parquet files of the lake; remote files go through the lake's fsspec."""
+    if any("://" in p for p in paths):
+        con.register_filesystem(lake.filesystem)
+    listed = ", ".join(f"'{_quote(p)}'" for p in paths)
+    con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet([{listed}])")
 
 
-def _signatures(frame: pl.DataFrame) -> Iterator[tuple[str, np.ndarray]]:
-    if not frame.height:
-        return
-    ordered = frame.sort("shard", "doc_id")
-    matrix = np.asarray(ordered["signature"].to_numpy(), dtype=np.uint64)
-    matrix = matrix.reshape(ordered.height, -1)
-    yield from zip(ordered["doc_id"].to_list(), matrix, strict=True)
+def _quote(text: str) -> str:
+    return text.replace("'", "''")
 
 
-def _pairs_frame(pairs: list[tuple[str, str, float]], method: str) -> pl.DataFrame:
-    return pl.DataFrame(
-        [(a, b, s, method) for a, b, s in pairs],
-        schema={"a": pl.String, "b": pl.String, "similarity": pl.Float64, "method": pl.String},
-        orient="row",
-    )
+def _scalar(con: duckdb.DuckDBPyConnection, sql: str) -> int:
+    return int(con.execute(sql).fetchone()[0])
 
 
-def exact_pairs(docs: pl.DataFrame) -> pl.DataFrame:
-    """Every document with the same content hash as an earlier one, paired with the first copy."""
-    firsts = docs.group_by("content_hash", maintain_order=True).agg(pl.col("doc_id").first())
-    return (
-        docs.join(firsts.rename({"doc_id": "a"}), on="content_hash")
-        .filter(pl.col("doc_id") != pl.col("a"))
-        .select(
-            "a",
-            pl.col("doc_id").alias("b"),
-            pl.lit(1.0).alias("similarity"),
-            pl.lit("exact").alias("method"),
+def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
+    return _scalar(con, f"SELECT count(*) FROM {table}")
+
+
+def _check_fresh(con: duckdb.DuckDBPyConnection, files: SignatureFiles, policy: DedupPolicy):
+    """Every shard signed from its current cleaned version, with this configuration."""
+    rows = con.execute("SELECT DISTINCT shard, cleaned_version, config FROM signed").fetchall()
+    key = policy.minhash.signing_key()
+    stale = sorted({s for s, v, c in rows if files.cleaned.get(s, None) is None
+                    or files.cleaned[s].version != v})  # fmt: skip
+    if stale:
+        raise StaleSignaturesError(
+            f"minhash_signatures of shards {stale[:5]} were signed from an older cleaned version: "
+            "materialize minhash_signatures for them"
         )
+    other = sorted({c for _, _, c in rows if c != key})
+    if other:
+        raise StaleSignaturesError(
+            f"minhash_signatures were signed with {other}, this run asks for {key}: "
+            "set the same ngram/bands/rows/seed on both assets, or re-sign every shard"
+        )
+
+
+# ------------------------------------------------------------------------------ bucket steps
+
+
+def bucket_pairs(con: duckdb.DuckDBPyConnection, policy: DedupPolicy, band_rows: int) -> pa.Table:
+    """datatrove's bucket step, one band (and hash range) at a time: every bucket of two or more
+    documents pairs each member with its smallest doc_id. Fills table `candidates` (a < b)."""
+    bands = policy.minhash.bands
+    ranges = max(1, math.ceil(band_rows / bands / policy.max_band_rows))
+    con.execute("CREATE TABLE candidate_rows (a VARCHAR, b VARCHAR)")
+    stats = []
+    for band in range(bands):
+        started, buckets, pairs = time.perf_counter(), 0, 0
+        for where in _hash_ranges(ranges):
+            con.execute(
+                "CREATE OR REPLACE TEMP TABLE buckets AS SELECT band_hash, min(doc_id) AS a "
+                f"FROM bands WHERE band = {band} {where} "
+                "GROUP BY band_hash HAVING count(*) > 1"
+            )
+            buckets += _count(con, "buckets")
+            pairs += _scalar(
+                con,
+                "INSERT INTO candidate_rows SELECT buckets.a, rows.doc_id FROM bands AS rows "
+                f"JOIN buckets USING (band_hash) WHERE rows.band = {band} {where} "
+                "AND rows.doc_id <> buckets.a",
+            )
+        stats.append((band, ranges, buckets, pairs, time.perf_counter() - started))
+    con.execute("DROP TABLE IF EXISTS buckets")
+    con.execute("CREATE TABLE candidates AS SELECT DISTINCT a, b FROM candidate_rows")
+    con.execute("DROP TABLE candidate_rows")
+    names = BAND_STATS_SCHEMA.names
+    return pa.Table.from_pylist(
+        [dict(zip(names, s, strict=True)) for s in stats], BAND_STATS_SCHEMA
     )
 
 
-def cluster_members(docs: pl.DataFrame, pairs: pl.DataFrame) -> pl.DataFrame:
-    """Union-find over confirmed pairs: (doc_id, cluster_id, similarity, method) per member."""
-    parent: dict[str, str] = {}
+def _hash_ranges(ranges: int) -> list[str]:
+    """SQL conditions splitting the uint64 band hashes into `ranges` equal ranges."""
+    if ranges == 1:
+        return [""]
+    edges = [i * (1 << 64) // ranges for i in range(ranges)] + [None]
+    return [
+        f"AND band_hash >= {lo}::UBIGINT" + (f" AND band_hash < {hi}::UBIGINT" if hi else "")
+        for lo, hi in itertools.pairwise(edges)
+    ]
 
-    def find(x: str) -> str:
-        while parent.setdefault(x, x) != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
 
-    best: dict[str, tuple[float, str]] = {}
-    for a, b, similarity, method in pairs.iter_rows():
-        parent[find(b)] = find(a)
-        for doc in (a, b):
-            if similarity > best.get(doc, (-1.0, ""))[0]:
-                best[doc] = (similarity, method)
-    rows = [(d, find(d), *best[d]) for d in best]
-    schema = {"doc_id": pl.String, "root": pl.String, "similarity": pl.Float64, "method": pl.String}
-    return pl.DataFrame(rows, schema=schema, orient="row").join(
-        docs.select("doc_id", "shard", "source_offset", "n_chars"), on="doc_id"
+def _score_candidates(con: duckdb.DuckDBPyConnection) -> None:
+    """Each candidate's estimated Jaccard from the two stored signatures (read by semi-join),
+    streamed batch by batch into table `scored`."""
+    con.execute(
+        "CREATE TABLE scored (a VARCHAR, b VARCHAR, hash_a VARCHAR, hash_b VARCHAR, "
+        "shard_a VARCHAR, shard_b VARCHAR, estimate DOUBLE)"
+    )
+    reader = con.cursor().sql(
+        "SELECT c.a, c.b, x.content_hash AS hash_a, y.content_hash AS hash_b, "
+        "x.shard AS shard_a, y.shard AS shard_b, x.signature AS sig_a, y.signature AS sig_b "
+        "FROM candidates c JOIN signed x ON x.doc_id = c.a JOIN signed y ON y.doc_id = c.b"
+    )
+    for batch in reader.to_arrow_reader(READ_BATCH):
+        estimates = estimated_jaccards(_matrix(batch["sig_a"]), _matrix(batch["sig_b"]))
+        scored = pa.table(
+            {
+                **{n: batch[n] for n in ("a", "b", "hash_a", "hash_b", "shard_a", "shard_b")},
+                "estimate": pa.array(estimates, pa.float64()),
+            }
+        )
+        con.register("scored_batch", scored)
+        con.execute("INSERT INTO scored SELECT * FROM scored_batch")
+        con.unregister("scored_batch")
+    con.execute("DROP TABLE candidates")
+
+
+def _matrix(column: pa.Array) -> np.ndarray:
+    values = column.flatten().to_numpy(zero_copy_only=False)
+    return values.reshape(len(column), -1)
+
+
+def _confirm(
+    con: duckdb.DuckDBPyConnection,
+    lake: Lake,
+    policy: DedupPolicy,
+    files: SignatureFiles,
+    out: VersionWriter,
+    result: DedupResult,
+) -> None:
+    """Candidates become `edges` as configured: all of them (datatrove), those whose estimate
+    reaches the threshold, or those whose exact Jaccard does (texts read for candidates only;
+    checks of earlier runs reused by content hash)."""
+    config = policy.minhash
+    if config.confirm == "none":
+        con.execute("INSERT INTO edges SELECT a, b, estimate, 'minhash' FROM scored")
+        return
+    if config.confirm == "estimate":
+        con.execute(
+            "INSERT INTO edges SELECT a, b, estimate, 'minhash' FROM scored "
+            f"WHERE estimate >= {float(config.threshold)}"
+        )
+        return
+    key = policy.confirmation_key()
+    con.execute(
+        "CREATE TABLE checks (hash_a VARCHAR, hash_b VARCHAR, similarity DOUBLE, fresh BOOLEAN)"
+    )
+    _previous_checks(con, lake, key)
+    con.execute(
+        "CREATE TABLE todo AS SELECT DISTINCT least(hash_a, hash_b) AS hash_a, "
+        "greatest(hash_a, hash_b) AS hash_b, first(a) AS a, first(b) AS b, "
+        "first(shard_a) AS shard_a, first(shard_b) AS shard_b FROM scored "
+        f"WHERE estimate >= {float(config.threshold) - PREFILTER_MARGIN} AND hash_a <> hash_b "
+        "AND NOT EXISTS (SELECT 1 FROM checks k WHERE k.hash_a = least(scored.hash_a, "
+        "scored.hash_b) AND k.hash_b = greatest(scored.hash_a, scored.hash_b)) "
+        "GROUP BY ALL ORDER BY shard_a, shard_b"
+    )
+    result.checks_reused = _count(con, "checks")
+    result.texts_compared = _compare_texts(con, files, config.ngram)
+    con.execute(
+        "INSERT INTO edges SELECT s.a, s.b, "
+        "CASE WHEN s.hash_a = s.hash_b THEN 1.0 ELSE k.similarity END AS similarity, 'minhash' "
+        "FROM scored s LEFT JOIN checks k ON k.hash_a = least(s.hash_a, s.hash_b) "
+        "AND k.hash_b = greatest(s.hash_a, s.hash_b) "
+        f"WHERE s.hash_a = s.hash_b OR k.similarity >= {float(config.threshold)}"
+    )
+    reader = con.cursor().sql(
+        f"SELECT hash_a, hash_b, '{_quote(key)}' AS config, similarity FROM checks "
+        "WHERE (hash_a, hash_b) IN (SELECT (least(hash_a, hash_b), greatest(hash_a, hash_b)) "
+        "FROM scored)"
+    )
+    for batch in reader.to_arrow_reader(READ_BATCH):
+        out.write("confirmations", batch, CONFIRMATIONS_SCHEMA)
+
+
+def _previous_checks(con: duckdb.DuckDBPyConnection, lake: Lake, key: str) -> None:
+    """Exact Jaccard checks the previous version made under the same settings: a pair of texts
+    (content hashes) never needs reading twice."""
+    if not lake.has("duplicate_clusters", "confirmations"):
+        return
+    _register(
+        con, lake, "previous", [f.path for f in lake.files("duplicate_clusters", "confirmations")]
+    )
+    con.execute(
+        "INSERT INTO checks SELECT hash_a, hash_b, any_value(similarity), false FROM previous "
+        f"WHERE config = '{_quote(key)}' GROUP BY hash_a, hash_b"
     )
 
 
-def choose_kept(members: pl.DataFrame, docs: pl.DataFrame, keep: str, quality) -> pl.DataFrame:
-    """One kept document per cluster, by the configured policy; ties go to the earliest copy."""
-    if keep not in KEEP_POLICIES:
-        raise ValueError(f"keep policy {keep!r} is not one of {KEEP_POLICIES}")
-    if members.is_empty():
-        return pl.from_arrow(CLUSTER_SCHEMA.empty_table())
-    order = ["shard", "source_offset", "doc_id"]
-    if keep == "longest":
-        members = members.sort(["n_chars", *order], descending=[True, False, False, False])
-    elif keep == "best_quality":
-        scores = quality(members["doc_id"].to_list())
-        members = members.with_columns(pl.col("doc_id").replace_strict(scores).alias("q"))
-        members = members.sort(["q", *order], descending=[True, False, False, False])
-    else:
-        members = members.sort(order)
-    kept = members.group_by("root", maintain_order=True).agg(pl.col("doc_id").first())
-    return members.join(kept.rename({"doc_id": "kept_doc_id"}), on="root").select(
-        "doc_id",
-        pl.col("kept_doc_id").alias("cluster_id"),
-        "kept_doc_id",
-        "similarity",
-        "method",
-        (pl.col("doc_id") == pl.col("kept_doc_id")).alias("is_kept"),
+def _compare_texts(con: duckdb.DuckDBPyConnection, files: SignatureFiles, ngram: int) -> int:
+    """Exact Jaccard of every pair in `todo`, CONFIRM_BATCH pairs at a time; each batch reads
+    only its documents' texts, from only its shards' cleaned files."""
+    compared = 0
+    reader = con.cursor().sql("SELECT * FROM todo").to_arrow_reader(CONFIRM_BATCH)
+    texts_con = con.cursor()
+    for batch in reader:
+        rows = batch.to_pylist()
+        ids = pa.table({"doc_id": sorted({r[k] for r in rows for k in ("a", "b")})})
+        shards = sorted({r[k] for r in rows for k in ("shard_a", "shard_b")})
+        texts_con.register("wanted", ids)
+        listed = ", ".join(f"'{_quote(files.cleaned[s].path)}'" for s in shards)
+        texts = dict(
+            texts_con.execute(
+                f"SELECT doc_id, text FROM read_parquet([{listed}]) "
+                "WHERE doc_id IN (SELECT doc_id FROM wanted)"
+            ).fetchall()
+        )
+        texts_con.unregister("wanted")
+        checked = pa.table(
+            {
+                "hash_a": [r["hash_a"] for r in rows],
+                "hash_b": [r["hash_b"] for r in rows],
+                "similarity": [exact_jaccard(texts[r["a"]], texts[r["b"]], ngram) for r in rows],
+                "fresh": [True] * len(rows),
+            }
+        )
+        texts_con.register("checked", checked)
+        texts_con.execute("INSERT INTO checks SELECT * FROM checked")
+        texts_con.unregister("checked")
+        compared += len(rows)
+    return compared
+
+
+def exact_pairs(con: duckdb.DuckDBPyConnection) -> int:
+    """Every document with the same content hash as another, paired with the group's smallest
+    doc_id (signed or not: texts too short to shingle still have exact copies)."""
+    return _scalar(
+        con,
+        "INSERT INTO edges SELECT g.a, s.doc_id, 1.0, 'exact' FROM signed s JOIN "
+        "(SELECT content_hash, min(doc_id) AS a FROM signed GROUP BY content_hash "
+        "HAVING count(*) > 1) g USING (content_hash) WHERE s.doc_id <> g.a",
     )
 
 
-def _quality(lake: Lake, doc_ids: list[str]) -> dict[str, float]:
-    """A cheap quality proxy for the keep policy: distinct-word share times punctuated lines."""
-    texts = (
-        lake.scan("cleaned_documents")
-        .select("doc_id", "text")
-        .filter(pl.col("doc_id").is_in(doc_ids))
-        .collect()
-    )
-    out = {}
-    for doc_id, text in texts.iter_rows():
-        s = heuristic_signals(text)
-        out[doc_id] = s["unique_word_ratio"] * s["line_punct_ratio"]
-    return out
+# ------------------------------------------------------------------------------ clusters
 
 
-def duplicate_drops(clusters: pl.DataFrame, threshold: float) -> pl.DataFrame:
-    removed = clusters.filter(~pl.col("is_kept"))
-    return removed.select(
-        "doc_id",
-        pl.lit("cleaned").alias("stage"),
-        (pl.lit("dedup:") + pl.col("method")).alias("rule"),
-        pl.col("similarity").alias("value"),
-        pl.when(pl.col("method") == "exact")
-        .then(pl.lit(1.0))
-        .otherwise(pl.lit(threshold))
-        .alias("threshold"),
-        (pl.lit("duplicate of ") + pl.col("kept_doc_id")).alias("detail"),
+def _components(con: duckdb.DuckDBPyConnection) -> None:
+    """Connected components over the edges only (scipy, O(pairs) memory): table `nodes`
+    (doc_id, node, component)."""
+    con.execute(
+        "CREATE TABLE ids AS SELECT doc_id, (row_number() OVER () - 1)::BIGINT AS node FROM "
+        "(SELECT a AS doc_id FROM edges UNION SELECT b FROM edges)"
     )
+    n = _count(con, "ids")
+    arrays = con.execute(
+        "SELECT x.node AS i, y.node AS j FROM edges JOIN ids x ON x.doc_id = edges.a "
+        "JOIN ids y ON y.doc_id = edges.b"
+    ).fetchnumpy()
+    i, j = np.asarray(arrays["i"], np.int64), np.asarray(arrays["j"], np.int64)
+    graph = sp.coo_matrix((np.ones(len(i), np.int8), (i, j)), shape=(n, n))
+    _, labels = connected_components(graph, directed=False)
+    del graph, i, j
+    components = pa.table(
+        {"node": np.arange(n, dtype=np.int64), "component": labels.astype(np.int64)}
+    )
+    con.register("components", components)
+    con.execute(
+        "CREATE TABLE nodes AS SELECT ids.doc_id, ids.node, c.component FROM ids "
+        "JOIN components c USING (node)"
+    )
+    con.unregister("components")
+    con.execute("DROP TABLE ids")
+
+
+def _members(
+    con: duckdb.DuckDBPyConnection, lake: Lake, policy: DedupPolicy, files: SignatureFiles
+) -> None:
+    """Table `clusters`: each member's best tie (exact wins ties), and the one copy kept per
+    component by the keep policy, from the members' own rows only."""
+    con.execute(
+        "CREATE TABLE members AS SELECT n.doc_id, n.component, t.similarity, t.method, "
+        "s.shard, s.source_offset, s.n_chars, NULL::DOUBLE AS quality FROM nodes n "
+        "JOIN (SELECT doc_id, arg_max(similarity, rank) AS similarity, "
+        "arg_max(method, rank) AS method FROM (SELECT doc_id, similarity, method, "
+        "similarity + CASE WHEN method = 'exact' THEN 0.5 ELSE 0 END AS rank FROM "
+        "(SELECT a AS doc_id, similarity, method FROM edges UNION ALL "
+        "SELECT b, similarity, method FROM edges)) GROUP BY doc_id) t USING (doc_id) "
+        "JOIN signed s USING (doc_id)"
+    )
+    if policy.keep == "best_quality":
+        _score_members(con, files)
+    order = {
+        "earliest": "shard, source_offset, doc_id",
+        "longest": "n_chars DESC, shard, source_offset, doc_id",
+        "best_quality": "quality DESC, shard, source_offset, doc_id",
+    }[policy.keep]
+    con.execute(
+        "CREATE TABLE clusters AS SELECT doc_id, kept_doc_id, similarity, method, "
+        "doc_id = kept_doc_id AS is_kept FROM (SELECT doc_id, similarity, method, "
+        f"first_value(doc_id) OVER (PARTITION BY component ORDER BY {order}) AS kept_doc_id "
+        "FROM members)"
+    )
+
+
+def _score_members(con: duckdb.DuckDBPyConnection, files: SignatureFiles) -> None:
+    """The keep policy's quality proxy (distinct-word share times punctuated lines), for
+    members only, one shard's members at a time."""
+    shards = [s for (s,) in con.execute("SELECT DISTINCT shard FROM members").fetchall()]
+    cursor = con.cursor()
+    for shard in shards:
+        rows = cursor.execute(
+            f"SELECT doc_id, text FROM read_parquet('{_quote(files.cleaned[shard].path)}') "
+            "WHERE doc_id IN (SELECT doc_id FROM members WHERE shard = ?)",
+            [shard],
+        ).fetchall()
+        scores = pa.table(
+            {"doc_id": [d for d, _ in rows], "q": [quality_proxy(t) for _, t in rows]}
+        )
+        cursor.register("scores", scores)
+        cursor.execute(
+            "UPDATE members SET quality = scores.q FROM scores WHERE members.doc_id = scores.doc_id"
+        )
+        cursor.unregister("scores")
+
+
+def quality_proxy(text: str) -> float:
+    s = heuristic_signals(text)
+    return s["unique_word_ratio"] * s["line_punct_ratio"]
+
+
+def _write(con: duckdb.DuckDBPyConnection, out: VersionWriter, policy: DedupPolicy) -> None:
+    """Stream the version's tables out of DuckDB: cluster rows of members, the removed ones
+    with their rule and similarity, and the confirmed pairs."""
+    threshold = float(policy.minhash.threshold)
+    queries = {
+        "documents": (
+            CLUSTER_SCHEMA,
+            "SELECT doc_id, kept_doc_id AS cluster_id, kept_doc_id, similarity, method, is_kept "
+            "FROM clusters ORDER BY cluster_id, doc_id",
+        ),
+        "dropped": (
+            DROPPED_SCHEMA,
+            "SELECT doc_id, 'cleaned' AS stage, 'dedup:' || method AS rule, similarity AS value, "
+            f"CASE WHEN method = 'exact' THEN 1.0 ELSE {threshold} END AS threshold, "
+            "'duplicate of ' || kept_doc_id AS detail FROM clusters WHERE NOT is_kept "
+            "ORDER BY doc_id",
+        ),
+        "pairs": (PAIRS_SCHEMA, "SELECT a, b, similarity, method FROM edges ORDER BY a, b"),
+    }
+    for name, (schema, sql) in queries.items():
+        sink = out.table(name, schema)
+        for batch in con.cursor().sql(sql).to_arrow_reader(READ_BATCH):
+            sink.write(batch)

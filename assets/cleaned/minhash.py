@@ -9,7 +9,9 @@ become candidates when any band matches (a pair at Jaccard 0.8 with about 92% pr
 We compute the same signatures bit for bit, so the same documents collide as in datatrove,
 but with spaCy's words memoised per chunk (``words.py``), SHA-1 driven from C iterators and
 the permutations as one numpy product per block of shingles. Candidates can then be confirmed
-on the exact Jaccard of the shingle sets (``confirm="exact"``), or not (``"none"``, FineWeb).
+on the exact Jaccard of the shingle sets (``confirm="exact"``), on the signatures' estimate
+(``"estimate"``), or not (``"none"``, FineWeb). Signing and banding run per shard
+(``signatures.py``); bucketing and clustering run out of core over the stored bands (``dedup.py``).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import islice
 from operator import methodcaller
@@ -46,12 +48,17 @@ class MinHashConfig:
     threshold: float = 0.8
     seed: int = 1
     # "exact": a band collision must reach `threshold` in exact Jaccard (NeMo Curator's
-    # false-positive check); "none": every band collision is a duplicate, as datatrove/FineWeb do.
-    confirm: Literal["exact", "none"] = "exact"
+    # false-positive check); "estimate": in the signatures' estimated Jaccard (no text read);
+    # "none": every band collision is a duplicate, as datatrove/FineWeb do.
+    confirm: Literal["exact", "estimate", "none"] = "exact"
 
     @property
     def num_hashes(self) -> int:
         return self.bands * self.rows
+
+    def signing_key(self) -> str:
+        """What decides a signature and its bands: signatures with equal keys are comparable."""
+        return f"w{self.ngram}-b{self.bands}x{self.rows}-s{self.seed}-sha1"
 
 
 _MARKLESS: dict[str, str] = {}  # non-ASCII run -> its NFD without Mn marks (runs repeat)
@@ -165,65 +172,21 @@ class MinHasher:
             for i in range(self.config.bands)
         ]
 
+    def band_matrix(self, signatures: np.ndarray) -> np.ndarray:
+        """Band keys of a (documents x hashes) matrix, as a (documents x bands) uint64 matrix."""
+        keys = [self.band_keys(np.ascontiguousarray(row)) for row in signatures]
+        return np.array(keys, dtype=np.uint64).reshape(len(keys), self.config.bands)
+
 
 def estimated_jaccard(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean(a == b))
 
 
+def estimated_jaccards(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise share of equal minima of two (pairs x hashes) signature matrices."""
+    return (a == b).mean(axis=1)
+
+
 def exact_jaccard(a: str, b: str, n: int = 5) -> float:
     sa, sb = shingles(a, n), shingles(b, n)
     return len(sa & sb) / len(sa | sb) if sa or sb else 1.0
-
-
-class BandIndex:
-    """Band buckets of every document seen so far, persisted between runs as (band, key, doc)."""
-
-    def __init__(self, hasher: MinHasher, max_bucket: int = 64) -> None:
-        self.hasher = hasher
-        self.max_bucket = max_bucket  # a bucket this full is boilerplate; more members add nothing
-        self.buckets: list[dict[int, list[str]]] = [{} for _ in range(hasher.config.bands)]
-        self.signatures: dict[str, np.ndarray] = {}
-
-    def add(self, doc_id: str, signature: np.ndarray) -> None:
-        self.signatures[doc_id] = signature
-        for band, key in enumerate(self.hasher.band_keys(signature)):
-            members = self.buckets[band].setdefault(key, [])
-            if len(members) < self.max_bucket:
-                members.append(doc_id)
-
-    def candidates(self, signature: np.ndarray, min_estimate: float) -> list[tuple[str, float]]:
-        """Indexed documents sharing a band, with their estimated Jaccard above a prefilter."""
-        found = {
-            member
-            for band, key in enumerate(self.hasher.band_keys(signature))
-            for member in self.buckets[band].get(key, ())
-        }
-        scored = [(c, estimated_jaccard(signature, self.signatures[c])) for c in found]
-        return [(c, e) for c, e in scored if e >= min_estimate]
-
-
-def candidate_pairs(
-    docs: Iterable[tuple[str, np.ndarray | None]], index: BandIndex, min_estimate: float
-) -> list[tuple[str, str, float]]:
-    """(earlier doc, later doc, estimate) for each doc against everything indexed before it;
-    documents without a signature (too short to shingle) are never candidates."""
-    pairs = []
-    for doc_id, signature in docs:
-        if signature is None:
-            continue
-        pairs += [(c, doc_id, e) for c, e in index.candidates(signature, min_estimate)]
-        index.add(doc_id, signature)
-    return pairs
-
-
-def verify_pairs(
-    pairs: Iterable[tuple[str, str, float]], text_of: Mapping[str, str], config: MinHashConfig
-) -> list[tuple[str, str, float]]:
-    """Keep candidate pairs whose exact shingle Jaccard reaches the threshold (NeMo Curator's
-    false-positive check): LSH finds pairs cheaply, the exact measure decides."""
-    confirmed = []
-    for a, b, _ in pairs:
-        similarity = exact_jaccard(text_of[a], text_of[b], config.ngram)
-        if similarity >= config.threshold:
-            confirmed.append((a, b, similarity))
-    return confirmed

@@ -8,16 +8,16 @@ import itertools
 import numpy as np
 import pytest
 
-from assets.cleaned.minhash import (
-    BandIndex,
-    MinHashConfig,
-    MinHasher,
-    candidate_pairs,
-    shingles,
-    simplify,
-    verify_pairs,
+from assets.cleaned.dedup import DedupPolicy, publish_duplicates
+from assets.cleaned.minhash import MinHashConfig, MinHasher, shingles, simplify
+from benchmarks.bench_minhash import (
+    cleaned_lake,
+    datatrove,
+    jaccard,
+    planted_documents,
+    timed_ours,
 )
-from benchmarks.bench_minhash import datatrove, jaccard, planted_documents, timed_ours
+from resources.lake import Lake
 
 TRICKY = [
     "Don't stop: we're gonna win 3,5 to 1.000.000 — c'est déjà l'été!",
@@ -35,14 +35,18 @@ def planted() -> list[tuple[str, str]]:
     return planted_documents(min_words=100)
 
 
-def _find_pairs(docs: list[tuple[str, str]], config: MinHashConfig) -> set[frozenset[str]]:
-    hasher = MinHasher(config)
-    signed = [(d, hasher.signature(t)) for d, t in docs]
-    candidates = candidate_pairs(signed, BandIndex(hasher), config.threshold - 0.2)
-    return {frozenset((a, b)) for a, b, _ in verify_pairs(candidates, dict(docs), config)}
+def _found_pairs(lake: Lake) -> set[frozenset[str]]:
+    """Pairs of documents the published version puts in one duplicate cluster."""
+    clusters = lake.scan("duplicate_clusters").collect()
+    groups: dict[str, list[str]] = {}
+    for doc_id, cluster in clusters.select("doc_id", "cluster_id").iter_rows():
+        groups.setdefault(cluster, []).append(doc_id)
+    return {frozenset(p) for g in groups.values() for p in itertools.combinations(g, 2)}
 
 
-def test_precision_and_recall_at_0_8_against_exact_jaccard(planted) -> None:
+def test_precision_and_recall_at_0_8_against_exact_jaccard(planted, tmp_path) -> None:
+    """The production path (per-shard signatures, DuckDB buckets, exact confirmation, connected
+    components) against exact Jaccard over every pair of the planted set."""
     config = MinHashConfig()
     assert (config.ngram, config.bands, config.rows) == (5, 14, 8)
     sets = {d: shingles(t, 5) for d, t in planted}
@@ -51,7 +55,9 @@ def test_precision_and_recall_at_0_8_against_exact_jaccard(planted) -> None:
         for a, b in itertools.combinations(sets, 2)
         if len(sets[a] & sets[b]) / len(sets[a] | sets[b]) >= 0.8
     }
-    found = _find_pairs(planted, config)
+    lake = cleaned_lake(planted, str(tmp_path))
+    publish_duplicates(lake, DedupPolicy(config), run_id="test")
+    found = _found_pairs(lake)
     assert len(truth) >= 30, "the planted set must contain enough true pairs to measure"
     precision = len(found & truth) / len(found)
     recall = len(found & truth) / len(truth)
@@ -59,28 +65,18 @@ def test_precision_and_recall_at_0_8_against_exact_jaccard(planted) -> None:
     assert precision >= 0.95 and recall >= 0.95, (precision, recall, len(truth))
 
 
-def test_incremental_search_finds_the_same_pairs_as_one_pass(planted) -> None:
-    config = MinHashConfig()
-    hasher = MinHasher(config)
-    first, second = planted[: len(planted) // 2], planted[len(planted) // 2 :]
-    index = BandIndex(hasher)
-    old = candidate_pairs([(d, hasher.signature(t)) for d, t in first], index, 0.6)
-    # A later run rebuilds the index from persisted signatures and only signs the new shard.
-    rebuilt = BandIndex(hasher)
-    for doc_id, signature in index.signatures.items():
-        rebuilt.add(doc_id, signature)
-    new = candidate_pairs([(d, hasher.signature(t)) for d, t in second], rebuilt, 0.6)
-    texts = dict(planted)
-    incremental = {frozenset((a, b)) for a, b, _ in verify_pairs(old + new, texts, config)}
-    assert incremental == _find_pairs(planted, config)
-
-
-def test_texts_too_short_to_shingle_have_no_signature_and_no_pairs() -> None:
+def test_texts_too_short_to_shingle_have_no_signature_and_no_near_pairs(tmp_path) -> None:
     hasher = MinHasher(MinHashConfig())
     assert hasher.signature("one two three four") is None
     assert hasher.signature("") is None
-    signed = [("a", None), ("b", None), ("c", hasher.signature("a b c d e f"))]
-    assert candidate_pairs(signed, BandIndex(hasher), 0.0) == []
+    docs = [("a", "one two three four"), ("b", "One  two three FOUR"), ("c", "a b c d e f")]
+    lake = cleaned_lake(docs, str(tmp_path))
+    result = publish_duplicates(lake, DedupPolicy(MinHashConfig(confirm="none")), "test")
+    signed = lake.scan("minhash_signatures").collect()
+    assert signed.height == 3 and signed["signature"].null_count() == 2
+    assert lake.scan("minhash_signatures", "bands").collect()["doc_id"].unique().to_list() == ["c"]
+    # "a" and "b" normalise to the same content hash: an exact pair, though never signed
+    assert result.candidate_pairs == 0 and result.exact_pairs == 1
 
 
 @pytest.mark.oracle
