@@ -49,6 +49,7 @@ from assets.scored.schema import (
     frame,
 )
 from assets.scored.scoring import ScoringPolicy, cluster_labels, score_corpus
+from assets.scored.shards import ShardReader
 from assets.scored.training import (
     Contrast,
     classifier_examples,
@@ -62,7 +63,7 @@ from resources.lake import Lake
 from resources.rewriter import VLLMRewriter
 
 CODE_VERSION = "scored-3"  # 3: a map over shards, streaming statistics, sampled edges
-CLASSIFIER_CODE_VERSION = "quality-classifier-2"  # 2: topic-matched tiers, bootstrap CI
+CLASSIFIER_CODE_VERSION = "quality-classifier-3"  # 3: tiers ranked in a bounded sample
 RATINGS_CODE_VERSION = "llm-ratings-1"
 SCORER_CODE_VERSION = "rating-scorer-2"  # 2: alpha inside each fold, Spearman CI
 
@@ -90,6 +91,12 @@ class ClassifierConfig(dg.Config):
         ["en"], description="Crawl languages the examples come from; None = all."
     )
     max_per_class: int = Field(2000, description="Examples per class (stable samples).")
+    sample_per_language: int = Field(
+        10_000,
+        gt=0,
+        description="Organic documents per language drawn (seeded hash of doc_id, bottom-k, "
+        "shard by shard) and ranked into tiers; the whole crawl below this size.",
+    )
     n_features: int = Field(
         default_of(ClassifierSpec, "n_features"), description="Hashed word 1-2-gram buckets."
     )
@@ -132,6 +139,7 @@ def quality_classifier(
         config.seed,
         config.contrast,
         config.tier_share,
+        config.sample_per_language,
     )
     wanted = fingerprint(
         CLASSIFIER_CODE_VERSION,
@@ -295,12 +303,7 @@ def rating_scorer(
     publication = Publication(context, lake, SCORER_CONTRACT, SCORER_CODE_VERSION)
     rated_docs = lake.scan("llm_ratings").select("doc_id").collect()
     ratings = lake.scan("llm_ratings", "ratings").select("doc_id", "dimension", "score").collect()
-    embedded = (
-        lake.scan("document_embeddings")
-        .filter(pl.col("doc_id").is_in(rated_docs["doc_id"].implode()))
-        .select("doc_id", "text_hash", "model_id", "embedding")
-        .collect()
-    )
+    embedded = ShardReader(lake).vectors(rated_docs["doc_id"], None)  # the rated sample only
     model_ids = sorted(set(embedded["model_id"]))
     wanted = fingerprint(
         SCORER_CODE_VERSION,

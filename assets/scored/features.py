@@ -142,7 +142,7 @@ def cleaned_measurements(
         return pl.DataFrame(schema={"doc_id": pl.String})
     long = reader.rows("cleaned_documents", "signals", ids, unit)
     wide = long.pivot(on="signal", index="doc_id", values="value", aggregate_function="first")
-    toxicity = reader.rows("cleaned_documents", "documents", ids, unit).select("doc_id", "toxicity")
+    toxicity = reader.rows("cleaned_documents", "documents", ids, unit, ["doc_id", "toxicity"])
     return (
         pl.DataFrame({"doc_id": ids})
         .join(wide, on="doc_id", how="left")

@@ -32,9 +32,12 @@ class ShardReader:
             return frozenset()
         return frozenset(f.partition for f in self.lake.files(asset, table))
 
-    def units(self) -> list[str]:
-        """Shards in partition order, then the unpartitioned rewrites if there are any."""
-        named = self.partitions("cleaned_documents") | self.partitions("rephrased_documents")
+    def units(self, synthetic: bool = True) -> list[str]:
+        """Shards in partition order, then the unpartitioned rewrites if there are any
+        (`synthetic=False`: the shards of organic documents only)."""
+        named = self.partitions("cleaned_documents")
+        if synthetic:
+            named |= self.partitions("rephrased_documents")
         return sorted(named - {UNPARTITIONED}) + sorted(named & {UNPARTITIONED})
 
     def _scan(self, asset: str, table: str, unit: str) -> pl.LazyFrame | None:
@@ -69,7 +72,14 @@ class ShardReader:
             return pl.LazyFrame(schema=dict.fromkeys(DOC_COLUMNS, pl.String))
         return pl.concat(frames, how="vertical_relaxed")
 
-    def rows(self, asset: str, table: str, ids: pl.Series, unit: str | None = None) -> pl.DataFrame:
+    def rows(
+        self,
+        asset: str,
+        table: str,
+        ids: pl.Series,
+        unit: str | None = None,
+        columns: list[str] | None = None,
+    ) -> pl.DataFrame:
         """Rows of `ids` in one table: read from the unit's partition when the table is
         partitioned by shard, else filtered out of the whole table (an empty frame when the
         table does not exist)."""
@@ -78,7 +88,9 @@ class ShardReader:
             return pl.DataFrame(schema={"doc_id": pl.String})
         where = [unit] if unit in parts and unit != UNPARTITIONED else None
         wanted = pl.col("doc_id").is_in(ids.implode())
-        return self.lake.scan(asset, table, where).filter(wanted).collect(engine="streaming")
+        scan = self.lake.scan(asset, table, where)
+        scan = scan.select(columns) if columns else scan
+        return scan.filter(wanted).collect(engine="streaming")
 
     def vectors(
         self, ids: pl.Series, model_id: str | None, unit: str | None = None

@@ -8,12 +8,13 @@ from typing import Literal
 import numpy as np
 import polars as pl
 
-from assets.corpus import corpus_documents, organic_documents
 from assets.documents import make_doc_id
 from assets.measures import standardise, weighted
-from assets.scored.artifacts import stable_sample
+from assets.scored.artifacts import BottomK, stable_sample
 from assets.scored.combine import COMBINED_WEIGHTS
 from assets.scored.distill import HeadReport
+from assets.scored.features import cleaned_measurements
+from assets.scored.shards import ShardReader
 from assets.scored.signals import REDPAJAMA_SIGNALS, redpajama_signals, text_signals
 from resources.lake import Lake
 
@@ -23,6 +24,7 @@ HEURISTIC_QUALITY_WEIGHTS: dict[str, float] = {
     name: weight for name, weight in COMBINED_WEIGHTS.items() if name in REDPAJAMA_SIGNALS
 }
 Contrast = Literal["crawl_quality", "reference"]
+SHARD = "_shard"  # the partition a sampled document was read from
 
 
 def classifier_examples(
@@ -33,6 +35,7 @@ def classifier_examples(
     seed: int,
     contrast: Contrast = "crawl_quality",
     tier_share: float = 1 / 3,
+    sample_per_language: int = 10_000,
 ) -> pl.DataFrame:
     """The quality classifier's examples: label 1 (what to want more of) against label 0.
 
@@ -58,11 +61,13 @@ def classifier_examples(
     crawl's own domain; with an off-topic one the classifier separates topics again.
 
     Rewrites are no examples: they are not crawl documents, and the classifier scores them.
-    Every class is a stable sample, so a re-run on the same crawl trains on the same examples."""
-    crawl = organic_documents(lake).select("doc_id", "text", "language")
-    if languages is not None:
-        crawl = crawl.filter(pl.col("language").is_in(list(languages)))
-    ranked = quality_tiers(lake, crawl.collect(), tier_share)
+    The tiers are ranked within a bounded, seeded sample stratified by language (the
+    `sample_per_language` organic documents of each language with the lowest seeded hash of
+    their doc_id, drawn shard by shard; the whole crawl while it is smaller), and every class is
+    a stable sample of its tier, so a re-run on the same crawl trains on the same examples."""
+    ranked = quality_tiers(
+        lake, crawl_sample(lake, languages, sample_per_language, seed), tier_share
+    )
     low = _sampled(ranked.filter(pl.col("tier") == "low"), max_per_class, seed)
     if contrast == "crawl_quality":
         high = _sampled(ranked.filter(pl.col("tier") == "high"), max_per_class, seed)
@@ -111,17 +116,55 @@ def quality_tiers(lake: Lake, docs: pl.DataFrame, tier_share: float) -> pl.DataF
 
 def heuristic_quality(lake: Lake, docs: pl.DataFrame) -> np.ndarray:
     """The heuristic part of the combined score for organic documents, from what the cleaned
-    stage measured (its `signals` table) and the text, standardised within language."""
-    wanted = pl.col("doc_id").is_in(docs["doc_id"].implode())
-    long = lake.scan("cleaned_documents", "signals").filter(wanted).collect()
-    wide = long.pivot(on="signal", index="doc_id", values="value", aggregate_function="first")
-    measured = docs.select("doc_id").join(wide, on="doc_id", how="left")
+    stage measured (its `signals` table) and the text, standardised within language. With a
+    `shard` column (as `crawl_sample` gives), each shard's measurements are read from its own
+    partition."""
+    reader = ShardReader(lake)
+    if SHARD in docs.columns:
+        parts = docs.partition_by(SHARD, as_dict=True, include_key=False)
+        wide = [cleaned_measurements(reader, d["doc_id"], key[0]) for key, d in parts.items()]
+    else:
+        wide = [cleaned_measurements(reader, docs["doc_id"])]
+    measured = docs.select("doc_id").join(
+        pl.concat(wide, how="diagonal_relaxed"), on="doc_id", how="left", maintain_order="left"
+    )
     signals = redpajama_signals(measured)
     derived = pl.DataFrame([text_signals(t) for t in docs["text"]])
     frame = docs.select("doc_id", "language").with_columns(derived.get_columns())
     frame = frame.join(signals.drop(derived.columns, strict=False), on="doc_id", how="left")
     z = standardise(frame, list(HEURISTIC_QUALITY_WEIGHTS), "language", min_group=3)
     return weighted(z, HEURISTIC_QUALITY_WEIGHTS)
+
+
+def crawl_sample(
+    lake: Lake, languages: Sequence[str] | None, per_language: int, seed: int
+) -> pl.DataFrame:
+    """doc_id, text, language, shard of at most `per_language` organic documents per language:
+    the lowest seeded hashes of doc_id (`BottomK`), drawn one shard at a time from ids and
+    languages only; the texts of the chosen few are read afterwards, shard by shard."""
+    reader = ShardReader(lake)
+    chosen = BottomK(per_language, seed, by="language")
+    for unit in reader.units(synthetic=False):
+        if (docs := reader.organic(unit)) is None:
+            continue
+        if languages is not None:
+            docs = docs.filter(pl.col("language").is_in(list(languages)))
+        chosen.offer(docs.select("doc_id", "language", pl.lit(unit).alias(SHARD)).collect())
+    return _texts(
+        reader, chosen.frame, lambda unit: reader.organic(unit).select("doc_id", "text", "language")
+    )
+
+
+def _texts(reader: ShardReader, chosen: pl.DataFrame | None, source) -> pl.DataFrame:
+    """The chosen documents' rows (with their texts), read per shard."""
+    if chosen is None or chosen.is_empty():
+        names = ("doc_id", "origin", "language", "text", SHARD)
+        return pl.DataFrame(schema=dict.fromkeys(names, pl.String))
+    frames = []
+    for (unit,), ids in chosen.partition_by(SHARD, as_dict=True).items():
+        wanted = pl.col("doc_id").is_in(ids["doc_id"].implode())
+        frames.append(source(unit).filter(wanted).with_columns(pl.lit(unit).alias(SHARD)).collect())
+    return pl.concat(frames, how="diagonal_relaxed").sort("doc_id")
 
 
 def _sampled(frame: pl.DataFrame, k: int, seed: int) -> pl.DataFrame:
@@ -140,12 +183,20 @@ def _reference_examples(reference: Sequence[str], k: int, seed: int) -> pl.DataF
 
 
 def rating_sample(lake: Lake, languages: Sequence[str] | None, n: int, seed: int) -> pl.DataFrame:
-    """A stable sample of corpus documents (organic and synthetic) in the rater's languages."""
-    corpus = corpus_documents(lake).select("doc_id", "origin", "language", "text")
-    if languages is not None:
-        corpus = corpus.filter(pl.col("language").is_in(list(languages)))
-    chosen = stable_sample(corpus.select("doc_id").collect()["doc_id"], n, seed)
-    return corpus.filter(pl.col("doc_id").is_in(chosen)).collect().sort("doc_id")
+    """A stable sample of corpus documents (organic and synthetic) in the rater's languages:
+    the `n` lowest seeded hashes of doc_id, kept while the shards stream past (`BottomK`)."""
+    reader = ShardReader(lake)
+    chosen = BottomK(n, seed)
+
+    def corpus(unit: str) -> pl.LazyFrame:
+        docs = reader.documents(unit)
+        if languages is not None:
+            docs = docs.filter(pl.col("language").is_in(list(languages)))
+        return docs
+
+    for unit in reader.units():
+        chosen.offer(corpus(unit).select("doc_id", pl.lit(unit).alias(SHARD)).collect())
+    return _texts(reader, chosen.frame, corpus).select("doc_id", "origin", "language", "text")
 
 
 def rating_targets(
