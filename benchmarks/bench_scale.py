@@ -269,7 +269,7 @@ def measure(since: float, wall_s: float, docs: int) -> dict:
     instance = ensure_instance()
     assets, intervals = {}, []
     for name in STAGE_ASSET_NAMES:
-        records = instance.fetch_materializations(dg.AssetKey(name), limit=100_000).records
+        records = _materializations(instance, dg.AssetKey(name))
         metas = [r.asset_materialization.metadata for r in records if r.timestamp >= since]
         if not metas:
             continue
@@ -285,6 +285,16 @@ def measure(since: float, wall_s: float, docs: int) -> dict:
                 intervals.append((r.timestamp - float(v["compute_s"]), r.timestamp))
     inside = _union(intervals)
     return {"assets": assets, "outside_share": round(max(0.0, 1 - inside / wall_s), 3)}
+
+
+def _materializations(instance, key) -> list:
+    records, cursor = [], None
+    while True:
+        page = instance.fetch_materializations(key, limit=10_000, cursor=cursor)
+        records += page.records
+        if not page.has_more:
+            return records
+        cursor = page.cursor
 
 
 def _union(intervals: list[tuple[float, float]]) -> float:
