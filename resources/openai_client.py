@@ -3,10 +3,12 @@
 Requests flow continuously: each endpoint has `max_in_flight` worker threads that take the next
 request from one shared queue as soon as their last one finishes, so a slow request holds one
 slot, never a batch, and a faster replica takes more of the work. A failed request goes back on
-the queue after an exponential backoff (any endpoint may take it), and the worker of a failing
-endpoint cools down before it takes more; a request that fails every attempt, or that a server
-refuses outright (a 4xx other than 408/429), comes back as a `RequestFailure` with its reason
-while the others go on.
+the queue after an exponential backoff (any endpoint may take it). An endpoint that cannot be
+reached (connection errors, 502/503/504) is taken out for a cool-down that doubles with each
+failure, then tried with a single request before its workers resume (a circuit breaker), so a
+dead replica neither eats the retries of the requests nor stalls the others. A request that
+fails every attempt, or that a server refuses outright (a 4xx other than 408/429), comes back as
+a `RequestFailure` with its reason while the others go on.
 
 A per-request `seed` is sent when asked for. A server that rejects the field (a client error that
 names it) gets the request again without it, and no later request carries it: each answer says
@@ -55,6 +57,56 @@ class RequestFailure:
 
 class _Refused(Exception):
     """A client error that no retry will fix (bad request, prompt too long)."""
+
+
+class _Unreachable(Exception):
+    """The endpoint, not the request, failed: it is down, restarting or overloaded."""
+
+
+class _Breaker:
+    """One endpoint's health: closed (requests flow), open after a failure (a cool-down that
+    doubles with each consecutive failure), then half-open (one probe request) until a success
+    closes it again."""
+
+    def __init__(self, backoff) -> None:
+        self._backoff = backoff
+        self._cond = threading.Condition()
+        self.failures = 0
+        self._open_until = 0.0
+        self._probing = False
+
+    def admit(self, stop: threading.Event) -> bool:
+        """Wait until this worker may send (False: the stream stopped meanwhile)."""
+        with self._cond:
+            while not stop.is_set():
+                if self.failures == 0:
+                    return True
+                now = time.monotonic()
+                if now >= self._open_until and not self._probing:
+                    self._probing = True
+                    return True
+                self._cond.wait(min(max(self._open_until - now, 0.05), 1.0))
+            return False
+
+    def succeeded(self) -> None:
+        with self._cond:
+            if self.failures or self._probing:
+                self.failures, self._probing = 0, False
+                self._cond.notify_all()
+
+    def failed(self) -> None:
+        with self._cond:
+            self.failures += 1
+            self._open_until = time.monotonic() + self._backoff(self.failures - 1)
+            self._probing = False
+            self._cond.notify_all()
+
+    def released(self) -> None:
+        """A probe that ended without judging the endpoint (the request itself was bad)."""
+        with self._cond:
+            if self._probing:
+                self._probing = False
+                self._cond.notify_all()
 
 
 @dataclass
@@ -162,6 +214,8 @@ class OpenAIChatClient:
                 continue  # the same attempt again, without the seed
             if 400 <= response.status_code < 500 and response.status_code not in (408, 429):
                 raise _Refused(f"HTTP {response.status_code}: {response.text[:300]}")
+            if response.status_code in (502, 503, 504):
+                raise _Unreachable(f"HTTP {response.status_code}: {response.text[:160]}")
             response.raise_for_status()
             result = _parse(response.json())
             if seed is not None and not seeded:
@@ -193,6 +247,7 @@ class _Stream:
         self.answers: queue.Queue = queue.Queue()
         self.window = threading.Semaphore(2 * per_endpoint * len(client.endpoints))
         self.stop = threading.Event()
+        self.breakers = {e: _Breaker(client.backoff) for e in client.endpoints}
         self.workers = [
             threading.Thread(target=self._work, args=(endpoint,), daemon=True)
             for endpoint in client.endpoints
@@ -237,23 +292,28 @@ class _Stream:
         self.answers.put(("fed", count))
 
     def _work(self, endpoint: str) -> None:
-        failures = 0  # consecutive failures of this endpoint: its cool-down grows with them
-        while not self.stop.is_set():
+        breaker = self.breakers[endpoint]
+        while breaker.admit(self.stop):
             job = self.todo.get()
             if job is None or self.stop.is_set():
+                breaker.released()
                 return
             try:
                 result = self.client.send(endpoint, job, self.sampling, self.seed)
             except _Refused as exc:
+                breaker.released()
                 job.errors.append(f"{endpoint}: {exc}")
                 self._give_up(job)
                 continue
-            except (httpx.HTTPError, KeyError, ValueError, TypeError, IndexError) as exc:
-                failures += 1
+            except (_Unreachable, *_ENDPOINT_DOWN) as exc:
+                breaker.failed()
                 self._retry(job, f"{endpoint}: {type(exc).__name__}: {exc}")
-                self.stop.wait(self.client.backoff(failures - 1))
                 continue
-            failures = 0
+            except (httpx.HTTPError, KeyError, ValueError, TypeError, IndexError) as exc:
+                breaker.released()
+                self._retry(job, f"{endpoint}: {type(exc).__name__}: {exc}")
+                continue
+            breaker.succeeded()
             self.answers.put(("answer", (job.key, result)))
 
     def _retry(self, job: _Job, error: str) -> None:
@@ -273,6 +333,15 @@ class _Stream:
         reason = f"{attempts} attempt(s) failed: " + "; ".join(job.errors[-3:])
         log.error("rewrite request %r failed for good: %s", job.key, reason)
         self.answers.put(("answer", (job.key, RequestFailure(reason, attempts))))
+
+
+# transport errors that say the endpoint is down or restarting (not that a request was slow)
+_ENDPOINT_DOWN = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.RemoteProtocolError,
+    httpx.ReadError,
+)
 
 
 def _rejects_seed(response: httpx.Response) -> bool:
