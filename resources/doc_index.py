@@ -9,7 +9,10 @@ index lets them open a bounded number of small sorted files instead of every dat
 - Compaction is an LSM tree, size-tiered: once FANOUT segments are pending, one publisher (the
   one that wins a file lock) merges them into a sorted *run*; FANOUT runs of one level merge
   into one run of the next. A lookup reads the pending segments and at most FANOUT - 1 runs per
-  level, and DuckDB skips every row group whose key range misses the key.
+  level. Big runs are split into buckets by key prefix (`b=<prefix>/`), so a lookup opens one
+  small file per run and DuckDB reads one row group of it.
+- Keys: a hex id (doc_id) is its own key, so its hex prefix spreads over the buckets; any other
+  value (sample_id, URL) is keyed by its md5, for the same reason.
 - The index never decides what is current: a hit is kept only if the catalog says its version
   is current (or pinned by the traced mixture's manifest). Runs hold every version ever indexed.
 - Versions published before the index existed (older than `SINCE`) are not in it; lineage scans
@@ -20,8 +23,11 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
+import re
+import shutil
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -57,6 +63,17 @@ FANOUT = 16  # segments per first-level run, and runs per level before they merg
 ROW_GROUP_ROWS = 8192  # small row groups: a lookup reads one of them per file
 RETIRED_GRACE_S = 600.0  # merged-away runs stay this long for lookups that listed them
 SORT_MEMORY = "512MB"  # DuckDB spills bigger merges to disk
+BUCKET_ROWS = 262_144  # a run is split by key prefix until its buckets hold about this many
+MAX_PREFIX = 3
+_HEX_ID = re.compile(r"[0-9a-f]{16,}")
+_KEY_SQL = "CASE WHEN regexp_full_match({v}, '[0-9a-f]{{16,}}') THEN {v} ELSE md5({v}) END"
+
+
+def index_key(value: str) -> str:
+    """The stored key of a value; `_KEY_SQL` is the same in DuckDB."""
+    if _HEX_ID.fullmatch(value):
+        return value
+    return hashlib.md5(value.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,10 +105,11 @@ def write_segment(
             continue
         names = set(pq.read_schema(path).names)
         for column in (c for c in KEY_COLUMNS if c in names):
+            key = _KEY_SQL.format(v=column)
             selects.append(
-                f"SELECT {column} AS key, {_literal(table)} AS table_name, "
+                f"SELECT {key} AS key, {_literal(table)} AS table_name, "
                 f"file_row_number AS row FROM read_parquet({_literal(str(path))}, "
-                "file_row_number = true) WHERE key IS NOT NULL"
+                f"file_row_number = true) WHERE {column} IS NOT NULL"
             )
     if not selects:
         return False
@@ -141,29 +159,39 @@ class DocIndex:
 
     # ---------------------------------------------------------------------------- lookups
 
-    def files(self) -> list[str]:
-        """Every index file a lookup reads: pending segments first, then the manifest's runs.
+    def files(self, key: str | None = None) -> list[str]:
+        """The index files a lookup of `key` reads (every index file when None): pending
+        segments, then one bucket of each run.
 
         Markers are listed before the manifest is read: a compaction writes its manifest before
         it removes the markers it merged, so a key is never in neither (at worst in both)."""
-        segments = []
+        found = []
         for marker in sorted((self.root / "pending").glob("[0-9]*")):
             with contextlib.suppress(FileNotFoundError):
-                segments.append(marker.read_text())
-        runs = [str(self.root / "runs" / r["file"]) for r in self._manifest()["runs"]]
-        return [f for f in segments + runs if os.path.exists(f)]
+                found.append(marker.read_text())
+        for run in self._manifest()["runs"]:
+            found += self._run_files(run, key)
+        return [f for f in found if os.path.exists(f)]
 
-    def lookup(self, keys: Sequence[str]) -> list[Hit]:
-        """Every (version, table, row) that holds one of `keys`, current or not."""
-        files = self.files()
-        if not files or not keys:
-            return []
-        source = f"read_parquet([{', '.join(_literal(f) for f in files)}])"
+    def _run_files(self, run: dict, key: str | None) -> list[str]:
+        path = self.root / "runs" / run["file"]
+        prefix = run.get("prefix", 0)
+        if not prefix:
+            return [str(path)]
+        pattern = f"b={key[:prefix]}/*.parquet" if key is not None else "b=*/*.parquet"
+        return sorted(str(p) for p in path.glob(pattern))
+
+    def lookup(self, values: Sequence[str]) -> list[Hit]:
+        """Every (version, table, row) whose key column holds one of `values`, current or not."""
         hits: set[Hit] = set()
         with duckdb.connect() as con:
-            for key in dict.fromkeys(keys):
+            for key in dict.fromkeys(index_key(v) for v in values):
+                files = self.files(key)
+                if not files:
+                    continue
                 rows = con.execute(
-                    f"SELECT key, asset, partition, version, table_name, row FROM {source} "
+                    "SELECT key, asset, partition, version, table_name, row FROM "
+                    f"read_parquet([{', '.join(map(_literal, files))}], hive_partitioning = false) "
                     "WHERE key = ?",
                     [key],
                 ).fetchall()
@@ -190,38 +218,72 @@ class DocIndex:
                 if not runs:
                     break
                 if len(runs) >= fanout:
-                    files = [str(self.root / "runs" / r["file"]) for r in runs]
+                    files = [f for r in runs for f in self._run_files(r, None)]
                     self._merge(files, [r["file"] for r in runs], level=level + 1)
                 level += 1
             self._sweep_retired()
             return True
 
+    def add_run(self, source_sql: str, level: int, rows: int, in_key_order: bool = False) -> None:
+        """Write one run from a SQL query with the index's columns and list it in the manifest.
+
+        `in_key_order`: the query already yields rows in key order, so the run is written without
+        a sort (bulk loads of generated indexes)."""
+        entry = self._write_run(source_sql, level, rows, in_key_order)
+        manifest = self._manifest()
+        manifest["runs"].append(entry)
+        self._write_manifest(manifest)
+
     def _merge(self, files: list[str], replaces: list[str], level: int) -> None:
         """One sorted run out of `files`, then a manifest that lists it instead of `replaces`."""
-        name = f"L{level}-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
+        entry = None
         if files:
-            with _duckdb(self.root) as con:
-                source = f"read_parquet([{', '.join(_literal(f) for f in files)}])"
-                tmp = self.root / "runs" / f".{name}"
-                con.execute(
-                    f"COPY (SELECT DISTINCT * FROM {source} ORDER BY key) TO {_literal(str(tmp))} "
-                    f"(FORMAT parquet, ROW_GROUP_SIZE {ROW_GROUP_ROWS}, COMPRESSION zstd)"
-                )
-                tmp.rename(self.root / "runs" / name)
+            rows = sum(pq.read_metadata(f).num_rows for f in files)
+            source = (
+                f"SELECT DISTINCT * FROM read_parquet([{', '.join(map(_literal, files))}], "
+                "hive_partitioning = false)"
+            )
+            entry = self._write_run(source, level, rows, in_key_order=False)
         manifest = self._manifest()
-        now = time.time()
         manifest["runs"] = [r for r in manifest["runs"] if r["file"] not in replaces]
-        if files:
-            manifest["runs"].append({"file": name, "level": level})
-        manifest["retired"] += [{"file": f, "at": now} for f in replaces]
+        if entry is not None:
+            manifest["runs"].append(entry)
+        manifest["retired"] += [{"file": f, "at": time.time()} for f in replaces]
         self._write_manifest(manifest)
+
+    def _write_run(self, source_sql: str, level: int, rows: int, in_key_order: bool) -> dict:
+        """A run file, or a folder of bucket files `b=<key prefix>/` when it is big, made visible
+        by one rename."""
+        name = f"L{level}-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
+        prefix = 0
+        while rows > BUCKET_ROWS * 16**prefix and prefix < MAX_PREFIX:
+            prefix += 1
+        (self.root / "runs").mkdir(parents=True, exist_ok=True)
+        tmp = self.root / "runs" / f".{name}"
+        order = "" if in_key_order else " ORDER BY key"
+        options = f"FORMAT parquet, ROW_GROUP_SIZE {ROW_GROUP_ROWS}, COMPRESSION zstd"
+        with _duckdb(self.root, keep_order=in_key_order) as con:
+            if prefix:
+                con.execute(
+                    f"COPY (SELECT *, substr(key, 1, {prefix}) AS b FROM ({source_sql}){order}) "
+                    f"TO {_literal(str(tmp))} ({options}, PARTITION_BY (b))"
+                )
+            else:
+                con.execute(f"COPY ({source_sql}{order}) TO {_literal(str(tmp))} ({options})")
+        final = f"{name}.parquet" if not prefix else name
+        tmp.rename(self.root / "runs" / final)
+        return {"file": final, "level": level, "prefix": prefix, "rows": rows}
 
     def _sweep_retired(self) -> None:
         manifest = self._manifest()
         keep = []
         for entry in manifest["retired"]:
             if time.time() - entry["at"] > RETIRED_GRACE_S:
-                (self.root / "runs" / entry["file"]).unlink(missing_ok=True)
+                path = self.root / "runs" / entry["file"]
+                if path.is_dir():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
             else:
                 keep.append(entry)
         if len(keep) != len(manifest["retired"]):
@@ -255,13 +317,14 @@ class DocIndex:
 
 
 @contextlib.contextmanager
-def _duckdb(spill: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+def _duckdb(spill: Path, keep_order: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
     """An in-memory DuckDB with a bounded memory limit that spills beside the index."""
     con = duckdb.connect()
     try:
         con.execute(f"SET memory_limit = '{SORT_MEMORY}'")
         con.execute(f"SET temp_directory = {_literal(str(spill / '.duckdb_tmp'))}")
-        con.execute("SET preserve_insertion_order = false")
+        if not keep_order:  # an ORDER BY still orders; this frees everything else
+            con.execute("SET preserve_insertion_order = false")
         yield con
     finally:
         con.close()
