@@ -63,7 +63,7 @@ def sample_run(tmp_path_factory: pytest.TempPathFactory) -> Lake:
 def test_every_stage_has_a_current_version_with_rows(sample_run: Lake) -> None:
     for asset in STAGE_ASSETS:
         # the sample's only exact copies are index pages the quality filters drop first
-        table = "signatures" if asset == "duplicate_clusters" else "documents"
+        table = "band_stats" if asset == "duplicate_clusters" else "documents"
         rows = sum(f.row_count for f in sample_run.files(asset, table))
         assert rows > 0, asset
     shards = {f.partition for f in sample_run.files("raw_documents")}
