@@ -1,40 +1,62 @@
 """Dagster definition of the mixed stage: weights over domains, a token-budgeted sample, shards."""
 
 import json
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Literal
 
 import dagster as dg
+import duckdb
 import polars as pl
 from pydantic import Field
 
 from assets.contracts import Contract, check_specs
 from assets.corpus import catalog_rows, corpus_size
 from assets.defaults import default_of
-from assets.documents import DROPPED_SCHEMA
 from assets.mixed.audit_report import render_report, run_configs
 from assets.mixed.card import drop_reasons, markdown_table, write_card
-from assets.mixed.domains import load_domains, read_target_file
-from assets.mixed.methods import QuadMixParams
+from assets.mixed.domains import read_target_file
+from assets.mixed.draws import (
+    build_draws,
+    fetch_texts,
+    held_out_ids,
+    proxy_sample,
+    quality_levels,
+    score_range,
+    set_held,
+)
+from assets.mixed.methods import QuadMixParams, quadmix_levels, quadmix_weights
+from assets.mixed.parts import Totals, prepare, sample_part
 from assets.mixed.plan import (
     MixturePlan,
     TargetSpec,
     plan_manual,
-    plan_quadmix,
     plan_search,
     plan_temperature,
 )
+from assets.mixed.pool import (
+    Sources,
+    build_pool,
+    connect,
+    count_synthetic,
+    domain_totals,
+    lake_sources,
+)
 from assets.mixed.proxy import ProxyEvaluator
-from assets.mixed.report import manifest_for, not_sampled, shard_rows
-from assets.mixed.sampling import MixturePolicy, sample_mixture
+from assets.mixed.quota import solve_quotas
+from assets.mixed.report import manifest_for
+from assets.mixed.sampling import MixturePolicy
 from assets.mixed.search import SearchParams
-from assets.mixed.shards import write_shards
+from assets.mixed.token_counts import TOKEN_COUNTS_SCHEMA, count_documents
+from assets.partitions import crawl_shards
 from assets.publishing import Publication
 from assets.stages import assets_before, drop_tables
 from resources.lake import Lake, VersionWriter
 from resources.tokenizer import TokenCounter
 
-CODE_VERSION = "mixed-2"
+CODE_VERSION = "mixed-3"
+TOKEN_COUNTS_VERSION = "token-counts-1"
 AUDIT_REPORT = "audit_report.html"
 CONTRACT = Contract(
     columns=("sample_id", "doc_id", "repeat", "tokens", "domain", "weight", "shard"),
@@ -71,6 +93,12 @@ class SearchConfig(dg.Config):
     target_tokens: int = Field(
         20_000, description="Tokens of top-bucket documents held out as target (at most half)."
     )
+    sample_tokens: int = Field(
+        100_000,
+        ge=1,
+        description="Tokens per domain of the seeded sample the proxy runs draw from: the "
+        "search fits on this bounded sample, the mixture then draws from the whole corpus.",
+    )
 
 
 class MixedConfig(dg.Config):
@@ -104,6 +132,43 @@ class MixedConfig(dg.Config):
         description="Domain glob pattern -> sampling function, for method 'quadmix'.",
     )
     search: SearchConfig = Field(default_factory=SearchConfig)
+    memory_limit: str = Field(
+        "1GB", description="DuckDB memory limit for the mixture's joins and aggregates (spills)."
+    )
+    threads: int = Field(2, ge=1, description="DuckDB threads.")
+
+
+TOKEN_COUNTS_CONTRACT = Contract(
+    columns=tuple(TOKEN_COUNTS_SCHEMA.names),
+    unique=("doc_id",),
+    not_null=("doc_id", "tokens"),
+    ranges={"tokens": (0, None)},
+)
+
+
+@dg.asset(
+    partitions_def=crawl_shards,
+    group_name="mixed",
+    code_version=TOKEN_COUNTS_VERSION,
+    deps=["cleaned_documents"],
+    check_specs=check_specs("token_counts"),
+    kinds={"parquet"},
+)
+def token_counts(
+    context: dg.AssetExecutionContext, lake: Lake, tokens: TokenCounter
+) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    """SmolLM2 tokens of every cleaned document of one shard (doc_id, tokens)."""
+    shard = context.partition_key
+    publication = Publication(
+        context, lake, TOKEN_COUNTS_CONTRACT, TOKEN_COUNTS_VERSION, partition=shard
+    )
+    rows = lake.iter_rows("cleaned_documents", partitions=[shard], columns=["doc_id", "text"])
+    with publication.write() as out:
+        count_documents(rows, tokens, out.table("documents", TOKEN_COUNTS_SCHEMA))
+    yield from publication.results(
+        catalog_rows(lake, "cleaned_documents", partitions=[shard]),
+        {"tokenizer": tokens.tokenizer_id()},
+    )
 
 
 @dg.asset(
@@ -111,7 +176,7 @@ class MixedConfig(dg.Config):
     code_version=CODE_VERSION,
     deps=list(UPSTREAM),
     check_specs=check_specs("training_mixture"),
-    kinds={"parquet", "json"},
+    kinds={"parquet", "json", "duckdb"},
 )
 def training_mixture(
     context: dg.AssetExecutionContext,
@@ -120,7 +185,10 @@ def training_mixture(
     tokens: TokenCounter,
     proxy: ProxyEvaluator,
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
-    """The training data: shards, a manifest, and for every sampled document where it came from."""
+    """The training data: shards, a manifest, and for every sampled document where it came from.
+
+    Domain totals come from a GROUP BY over the stored token counts, the weights from the
+    totals, and each shard then draws its own documents and writes its own output shards."""
     publication = Publication(context, lake, CONTRACT, CODE_VERSION)
     policy = MixturePolicy(
         config.token_budget,
@@ -129,23 +197,39 @@ def training_mixture(
         config.max_synthetic_share,
         config.seed,
     )
-    domains = load_domains(lake, tokens, config.high_quality_bucket)
-    docs = domains.docs
-    plan = _plan(docs, config, policy, proxy)
-    samples = sample_mixture(plan.pool, plan.weights, policy).with_columns(
-        (pl.col("doc_id") + "-" + pl.col("repeat").cast(pl.String)).alias("sample_id")
-    )
-    manifest = manifest_for(plan, samples, policy, tokens.tokenizer_id(), _settings(config))
-    manifest["upstream_versions"] = lake.versions_of(UPSTREAM)
-    dropped = pl.concat([not_sampled(docs, samples, plan), domains.lost], how="diagonal_relaxed")
-    rounds = plan.search.table() if plan.search else None
-    configs = {**run_configs(context.instance, lake), "training_mixture": config.model_dump()}
-    kept = samples["doc_id"].n_unique()
-    report = render_report(
-        lake, manifest, configs, (kept, dropped.height), title="Audit report: training_mixture"
-    )
-    with publication.write(manifest) as out:
-        _write_version(out, lake, docs, samples, dropped, manifest, rounds, report)
+    sources = lake_sources(lake)
+    with tempfile.TemporaryDirectory(prefix="foundry-mixture-") as tmp:
+        work = Path(tmp)
+        con = connect(work, config.memory_limit, config.threads)
+        count_synthetic(con, sources, tokens, work / "synthetic_tokens.parquet")
+        build_pool(con, sources, work / "pool.parquet", config.seed, config.high_quality_bucket)
+        draws = work / "draws.parquet"
+        plan = _plan(con, sources, draws, config, policy, proxy)
+        quotas = solve_quotas(con, draws, plan.weights, policy)
+        prepare(con, quotas, plan.weights)
+        totals = Totals()
+        manifest: dict = {"method": plan.method}
+        rounds = plan.search.table() if plan.search else None
+        with publication.write(manifest) as out:
+            for part, files in sorted(sources.text_files().items()):
+                sample_part(con, draws, part, files, policy.max_repeats, policy.seed, out, totals)
+            manifest.update(
+                manifest_for(plan, totals, quotas, policy, tokens.tokenizer_id(), _settings(config))
+            )
+            manifest["upstream_versions"] = lake.versions_of(UPSTREAM)
+            configs = {
+                **run_configs(context.instance, lake),
+                "training_mixture": config.model_dump(),
+            }
+            report = render_report(
+                lake,
+                manifest,
+                configs,
+                (totals.documents, totals.dropped),
+                title="Audit report: training_mixture",
+            )
+            _write_version(out, lake, manifest, totals, rounds, report)
+        con.close()
     folder = publication.folder
     yield from publication.results(
         corpus_size(lake) - catalog_rows(lake, "clusters", "dropped"),
@@ -159,65 +243,112 @@ def training_mixture(
             "budget_error": manifest["budget_error"],
             "weights": dg.MetadataValue.json(manifest["weights"]),
             "tokens_per_domain": dg.MetadataValue.json(manifest["tokens_per_domain"]),
-            "samples": samples.height,
-            "unique_documents": kept,
+            "samples": totals.samples,
+            "unique_documents": totals.documents,
+            "output_shards": len(totals.shards),
             **_search_metadata(manifest, rounds, folder),
         },
-        kept=kept,
+        kept=totals.documents,
     )
 
 
 def _write_version(
     out: VersionWriter,
     lake: Lake,
-    docs: pl.DataFrame,
-    samples: pl.DataFrame,
-    dropped: pl.DataFrame,
     manifest: dict,
+    totals: Totals,
     rounds: pl.DataFrame | None,
     audit_report: str,
 ) -> None:
-    """Tables, shards, manifest, card and audit report, all in the one new version."""
-    placed = write_shards(shard_rows(samples, docs), out.staging / "shards", manifest["seed"])
-    rows = samples.join(placed, left_on="sample_id", right_on="id")
-    out.write("documents", rows, rows.to_arrow().schema)
-    out.write("dropped", dropped, DROPPED_SCHEMA)
+    """Search rounds, manifest, card and audit report, beside the parts' tables and shards."""
     if rounds is not None:
         out.write("search_rounds", rounds, rounds.to_arrow().schema)
-    shards = sorted(placed["shard"].unique().to_list())
-    (out.staging / "manifest.json").write_text(json.dumps({**manifest, "shards": shards}, indent=2))
+    (out.staging / "manifest.json").write_text(
+        json.dumps({**manifest, "shards": sorted(totals.shards)}, indent=2)
+    )
     (out.staging / AUDIT_REPORT).write_text(audit_report)
+    languages = lake.scan("cleaned_documents").group_by("language").len().sort("len")
     write_card(
         out.staging,
         manifest,
         drop_reasons(lake, [asset for _, asset in drop_tables(before="training_mixture")]),
         lake.scan("clusters", "summary").select("cluster_id", "label", "size").collect(),
-        lake.scan("cleaned_documents").group_by("language").len().sort("len").collect(),
+        languages.collect(engine="streaming"),
         rounds,
     )
 
 
 def _plan(
-    docs: pl.DataFrame, config: MixedConfig, policy: MixturePolicy, proxy: ProxyEvaluator
+    con: duckdb.DuckDBPyConnection,
+    sources: Sources,
+    draws: Path,
+    config: MixedConfig,
+    policy: MixturePolicy,
+    proxy: ProxyEvaluator,
 ) -> MixturePlan:
-    if config.method == "manual":
-        return plan_manual(docs, policy, config.manual_weights)
+    """Weights from bounded data (domain totals, score bins, a seeded sample), and the draws
+    table with each document's intensity."""
+    held = None
+    if config.method == "search" and not config.search.target_path:
+        held = held_out_ids(con, config.search.target_tokens, config.seed)
+    set_held(con, held)
     if config.method == "quadmix":
         params = {
             k: QuadMixParams(v.threshold, v.steepness, v.scale) for k, v in config.quadmix.items()
         }
-        return plan_quadmix(docs, policy, params)
+        bounds = score_range(con)
+        levels = quadmix_levels(quality_levels(con, *bounds), params, policy)
+        build_draws(con, draws, levels.rename({"value": "lam"}), bounds)
+        return MixturePlan("quadmix", quadmix_weights(levels, policy), levels)
+    build_draws(con, draws)
+    totals = domain_totals(con)
+    if config.method == "manual":
+        return plan_manual(totals, policy, config.manual_weights)
     if config.method == "search":
-        s = config.search
-        params = SearchParams(
-            s.rounds, s.candidates, s.concentration, s.pool, s.top_k, s.regressor, config.seed
+        return _plan_search(con, sources, draws, totals, held, config, policy, proxy)
+    return plan_temperature(totals, policy)
+
+
+def _plan_search(
+    con: duckdb.DuckDBPyConnection,
+    sources: Sources,
+    draws: Path,
+    totals: pl.DataFrame,
+    held: pl.Series | None,
+    config: MixedConfig,
+    policy: MixturePolicy,
+    proxy: ProxyEvaluator,
+) -> MixturePlan:
+    """The search fits on a seeded sample of `sample_tokens` per domain (texts fetched once)."""
+    s = config.search
+    files = sorted({p for paths in sources.text_files().values() for p in paths})
+    sample = proxy_sample(con, draws, totals, s.sample_tokens, config.seed)
+    sample = sample.join(fetch_texts(con, files, sample["doc_id"]), on="doc_id")
+    if s.target_path:
+        target = TargetSpec(read_target_file(s.target_path), s.target_tokens, s.target_path)
+        held = pl.Series("doc_id", [], dtype=pl.String)
+    else:
+        kept = fetch_texts(con, files, held)
+        n_tokens = con.sql("SELECT sum(tokens) FROM pool SEMI JOIN held USING (doc_id)")
+        description = (
+            f"{kept.height} held-out organic documents of the top quality bucket "
+            f"({int(n_tokens.fetchall()[0][0] or 0):,} tokens)"
         )
-        texts = read_target_file(s.target_path) if s.target_path else None
-        target = TargetSpec(texts, s.target_tokens, s.target_path)
-        return plan_search(
-            docs, policy, params, proxy, target, s.proxy_tokens, s.proxy_chunk_tokens
-        )
-    return plan_temperature(docs, policy)
+        target = TargetSpec(kept.sort("doc_id")["text"].to_list(), s.target_tokens, description)
+    params = SearchParams(
+        s.rounds, s.candidates, s.concentration, s.pool, s.top_k, s.regressor, config.seed
+    )
+    return plan_search(
+        sample,
+        policy,
+        params,
+        proxy,
+        target,
+        s.proxy_tokens,
+        s.proxy_chunk_tokens,
+        totals=totals,
+        held_out=held,
+    )
 
 
 def _settings(config: MixedConfig) -> dict:

@@ -1,4 +1,4 @@
-"""The documents the mixture draws from, their domains, and the proxy's target set.
+"""Domains of the documents the mixture draws from, and the proxy's target set.
 
 The default target is a held-out slice of the best-scored organic documents: with no
 downstream benchmark to aim at, "text like our best pages" is what DCLM- and CLIMB-style
@@ -10,59 +10,12 @@ was trained on. A file of target texts replaces it.
 
 import gzip
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
 import polars as pl
-import xxhash
 
-from assets.corpus import corpus_documents
-from resources.lake import Lake
-from resources.tokenizer import TokenCounter
-
-
-@dataclass(frozen=True)
-class Domains:
-    docs: pl.DataFrame  # what the mixture may draw from, with domain and token count
-    lost: pl.DataFrame  # corpus documents without a cluster or a score: dropped with the reason
-
-
-def load_domains(lake: Lake, tokens: TokenCounter, high_bucket: int) -> Domains:
-    """Corpus documents with their domain: cluster x quality tier x origin, and token counts.
-
-    Documents the clustered stage dropped (SemDeDup, no embedding) are its to account for; a
-    document that reaches the mixture with no cluster or no score is recorded here, not lost."""
-    corpus = corpus_documents(lake).select("doc_id", "text", "origin")
-    assigned = lake.scan("clusters").select("doc_id", "cluster_id")
-    scored = lake.scan("quality_scores").select("doc_id", "quality_score", "quality_bucket")
-    clustered_out = lake.scan("clusters", "dropped").select("doc_id")
-    joined = (
-        corpus.join(clustered_out, on="doc_id", how="anti")
-        .join(assigned, on="doc_id", how="left")
-        .join(scored, on="doc_id", how="left")
-        .collect()
-    )
-    missing = pl.col("cluster_id").is_null() | pl.col("quality_score").is_null()
-    docs = joined.filter(~missing)
-    counts = tokens.count(docs["text"].to_list())
-    docs = with_domains(docs.with_columns(pl.Series("tokens", counts, dtype=pl.Int64)), high_bucket)
-    return Domains(docs, _lost(joined.filter(missing)))
-
-
-def _lost(rows: pl.DataFrame) -> pl.DataFrame:
-    rule = (
-        pl.when(pl.col("cluster_id").is_null())
-        .then(pl.lit("mixed:missing_cluster"))
-        .otherwise(pl.lit("mixed:missing_score"))
-    )
-    return rows.select(
-        "doc_id",
-        pl.lit("mixed").alias("stage"),
-        rule.alias("rule"),
-        pl.lit(None, pl.Float64).alias("value"),
-        pl.lit(None, pl.Float64).alias("threshold"),
-        pl.lit("not in the current clusters or quality_scores version").alias("detail"),
-    )
+from assets.mixed.draws import held_out_ids
 
 
 def with_domains(docs: pl.DataFrame, high_bucket: int) -> pl.DataFrame:
@@ -75,21 +28,14 @@ def with_domains(docs: pl.DataFrame, high_bucket: int) -> pl.DataFrame:
 
 def held_out_target(docs: pl.DataFrame, tokens: int, seed: int) -> pl.Series:
     """doc_ids of the target: organic documents of the top quality bucket, in seeded hash order,
-    until `tokens` are reached, never more than half the bucket (the mixture keeps the rest)."""
-    top = docs.filter(
-        (pl.col("origin") == "organic")
-        & (pl.col("quality_bucket") == pl.col("quality_bucket").max())
+    until `tokens` are reached, never more than half the bucket (the mixture keeps the rest).
+    The in-memory form of `draws.held_out_ids`, which the mixture runs over its pool."""
+    frame = docs.select(
+        "doc_id", "origin", "quality_bucket", "tokens", pl.lit(None, pl.String).alias("lost")
     )
-    ranked = top.with_columns(
-        pl.col("doc_id").map_elements(lambda d: _unit_hash(d, seed), pl.Float64).alias("h")
-    ).sort("h", "doc_id")
-    before = ranked["tokens"].cum_sum() - ranked["tokens"]
-    keep = ranked.filter(before < tokens).head(max(1, ranked.height // 2))
-    return keep["doc_id"].rename("doc_id")
-
-
-def _unit_hash(doc_id: str, seed: int) -> float:
-    return xxhash.xxh64_intdigest(doc_id.encode(), seed=seed) / 2**64
+    con = duckdb.connect()
+    con.register("pool", frame)
+    return held_out_ids(con, tokens, seed).rename("doc_id")
 
 
 def read_target_file(path: str) -> list[str]:

@@ -51,15 +51,41 @@ def quadmix_copies(
     hq/lq split does not reset the rank), the domain's sigmoid turns the rank into a sampling
     value, and one global factor turns values into copies, capped at `max_repeats`.
     """
-    rank = (pl.col("quality_score").rank("average", descending=True) - 0.5) / pl.len()
-    ranked = docs.with_columns(
-        pl.col("quality_score").fill_null(pl.col("quality_score").min())
-    ).with_columns(rank.over("cluster_id", "origin").alias("quality_rank"))
+    level = pl.col("quality_score").fill_null(pl.col("quality_score").min())
+    levels = docs.with_columns(level.alias("level"), pl.lit(1, pl.Int64).alias("n"))
+    return quadmix_levels(levels, params, policy).drop("level", "n")
+
+
+def quadmix_levels(
+    levels: pl.DataFrame, params: Mapping[str, QuadMixParams], policy: MixturePolicy
+) -> pl.DataFrame:
+    """`quadmix_copies` on a histogram: rows of (domain, cluster_id, origin, level, n, tokens)
+    with `n` documents at score `level` (higher is better). A document's rank is the share of
+    its (cluster, origin) group above its level plus half its level (average rank of ties),
+    so a bounded table of score bins ranks a corpus of any size."""
+    group = ["cluster_id", "origin"]
+    per_level = (
+        levels.group_by(*group, "level")
+        .agg(pl.col("n").sum().alias("same"))
+        .sort(*group, "level", descending=[False, False, True])
+        .with_columns(
+            (pl.col("same").cum_sum().over(group) - pl.col("same")).alias("higher"),
+            pl.col("same").sum().over(group).alias("group_n"),
+        )
+        .select(
+            *group,
+            "level",
+            ((pl.col("higher") + pl.col("same") / 2) / pl.col("group_n")).alias("quality_rank"),
+        )
+    )
+    ranked = levels.join(per_level, on=[*group, "level"], how="left", nulls_equal=True)
     domain_params = [_params_for(d, params) for d in ranked["domain"].to_list()]
     value = sampling_value(ranked["quality_rank"].to_numpy(), domain_params)
     factor = _fill_factor(value, ranked["tokens"].to_numpy(), policy)
     copies = np.minimum(factor * value, policy.max_repeats)
-    return ranked.with_columns(pl.Series("copies", copies, dtype=pl.Float64))
+    return ranked.with_columns(
+        pl.Series("value", value, dtype=pl.Float64), pl.Series("copies", copies, dtype=pl.Float64)
+    )
 
 
 def quadmix_weights(copies: pl.DataFrame, policy: MixturePolicy) -> dict[str, float]:

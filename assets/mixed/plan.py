@@ -68,17 +68,27 @@ def plan_search(
     target: TargetSpec,
     proxy_tokens: int,
     chunk_tokens: int = 256,
+    totals: pl.DataFrame | None = None,
+    held_out: pl.Series | None = None,
 ) -> MixturePlan:
     """RegMix/CLIMB search with uniform and temperature weights as round-0 baselines; proxy
-    samples draw pieces of `chunk_tokens` (0: whole documents), the mixture whole documents."""
-    held_out, texts, description = _resolve_target(docs, target, policy.seed)
+    samples draw pieces of `chunk_tokens` (0: whole documents), the mixture whole documents.
+
+    `docs` may be a bounded sample of the corpus: then `totals` (domain, origin, tokens of the
+    whole corpus) set the domains and the baselines, and `held_out` names the target documents
+    already taken out (with their texts in `target`)."""
+    if held_out is None:
+        held_out, texts, description = _resolve_target(docs, target, policy.seed)
+    else:
+        texts, description = target.texts or [], target.source
     pool = docs.filter(~pl.col("doc_id").is_in(held_out.implode()))
-    domains = sorted(pool["domain"].unique().to_list())
+    sizes = pool if totals is None else totals
+    domains = sorted(sizes["domain"].unique().to_list())
     baselines = {
-        "uniform": _vector(uniform_weights(pool, policy), domains),
-        "temperature": _vector(temperature_weights(pool, policy), domains),
+        "uniform": _vector(uniform_weights(sizes, policy), domains),
+        "temperature": _vector(temperature_weights(sizes, policy), domains),
     }
-    synthetic = synthetic_domains(pool)
+    synthetic = synthetic_domains(sizes)
 
     def project(weights: np.ndarray) -> np.ndarray:
         named = dict(zip(domains, weights.tolist(), strict=True))

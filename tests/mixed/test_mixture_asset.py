@@ -10,17 +10,19 @@ import pytest
 
 from assets.documents import DROPPED_SCHEMA
 from assets.mixed.assets import training_mixture
-from assets.mixed.domains import Domains
 from assets.mixed.proxy import NgramProxy
 from resources.lake import Lake
 from resources.tokenizer import TokenCounter
 
 BUDGET = 30_000
+SHARDS = ("en", "de", "fr")  # organic documents by language prefix of their doc_id
 SEARCH = {"rounds": 2, "candidates": 4, "pool": 256, "top_k": 3, "proxy_tokens": 10_000}
 
 
-def publish(lake: Lake, asset: str, tables: dict[str, pl.DataFrame]) -> None:
-    with lake.publish(asset, run_id="fixture", code_version="test") as out:
+def publish(
+    lake: Lake, asset: str, tables: dict[str, pl.DataFrame], partition: str | None = None
+) -> None:
+    with lake.publish(asset, partition, run_id="fixture", code_version="test") as out:
         for name, frame in tables.items():
             schema = DROPPED_SCHEMA if name == "dropped" else frame.to_arrow().schema
             out.write(name, frame, schema)
@@ -32,7 +34,15 @@ def lake(faq_docs: pl.DataFrame, foundry_home: Path) -> Lake:
     lake = Lake(home=str(foundry_home))
     organic = faq_docs.filter(pl.col("origin") == "organic")
     synthetic = faq_docs.filter(pl.col("origin") == "synthetic")
-    publish(lake, "cleaned_documents", {"documents": organic.select("doc_id", "text", "language")})
+    for shard in SHARDS:  # two crawl shards, each with its own token counts
+        docs = organic.filter(pl.col("doc_id").str.starts_with(shard))
+        publish(
+            lake,
+            "cleaned_documents",
+            {"documents": docs.select("doc_id", "text", "language")},
+            shard,
+        )
+        publish(lake, "token_counts", {"documents": docs.select("doc_id", "tokens")}, shard)
     rewrites = synthetic.select("doc_id", "text", "language", source_doc_id=pl.col("doc_id"))
     publish(lake, "rephrased_documents", {"documents": rewrites})
     semantic_dup = faq_docs.head(1).select("doc_id", stage=pl.lit("clustered"), rule=pl.lit("dup"))
@@ -159,15 +169,12 @@ def test_a_document_without_a_score_is_dropped_with_its_reason(lake: Lake) -> No
 def test_books_balance_fails_when_the_mixture_loses_a_document(
     lake: Lake, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import assets.mixed.assets as mixed
+    import assets.mixed.parts as parts
 
-    real = mixed.load_domains
-
-    def losing_one(*args, **kwargs):
-        domains = real(*args, **kwargs)
-        return Domains(domains.docs.slice(1), domains.lost)
-
-    monkeypatch.setattr(mixed, "load_domains", losing_one)
+    scores = lake.scan("quality_scores").collect()
+    publish(lake, "quality_scores", {"documents": scores.head(scores.height - 1)})
+    lost = scores["doc_id"][-1]  # dropped for its missing score, unless its row goes missing
+    monkeypatch.setattr(parts, "_DROPPED_SQL", parts._DROPPED_SQL + f" AND doc_id <> '{lost}'")
     before = lake.files("training_mixture") if lake.has("training_mixture") else []
     result = dg.materialize(
         [training_mixture],

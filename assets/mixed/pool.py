@@ -1,0 +1,208 @@
+"""The documents the mixture draws from, as one out-of-core DuckDB table (`pool.parquet`).
+
+Every corpus document gets one row: its part (the crawl shard it sits in, or a chunk of the
+rephrased table), origin, stored token count, cluster, quality score and bucket, domain, a
+seeded unit hash `u`, and `lost`, the reason it cannot be drawn (no token count, cluster or
+score). The join runs in DuckDB under an explicit memory limit with a spill folder, so the
+mixture never holds the corpus; the table is sorted by part, so reading one part back touches
+only that part's row groups.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from resources.lake import Lake, TableSink
+from resources.tokenizer import TokenCounter
+
+SYNTHETIC_PART_ROWS = 10_000
+UNIT = 2.0**53  # u = 53 bits of md5(seed:salt:doc_id): exact in a double, stable everywhere
+
+
+def unit_hash_sql(seed: int, salt: str, column: str = "doc_id") -> str:
+    """A uniform [0, 1) number per document from (seed, salt, doc_id): md5 is the same in every
+    DuckDB version and on every machine, so each shard can draw its own documents alone."""
+    return f"((md5_number_lower('{int(seed)}:{salt}:' || {column}) >> 11)::DOUBLE / {UNIT})"
+
+
+def connect(
+    workdir: Path, memory_limit: str = "1GB", threads: int = 2
+) -> duckdb.DuckDBPyConnection:
+    """A private DuckDB with explicit limits: its default memory limit is a share of the RAM."""
+    spill = workdir / "duckdb_spill"
+    spill.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect()
+    con.sql(f"SET memory_limit = '{memory_limit}'")
+    con.sql(f"SET temp_directory = '{spill}'")
+    con.sql(f"SET threads = {int(threads)}")
+    con.sql("SET preserve_insertion_order = false")
+    return con
+
+
+def sql_list(paths: Sequence[str]) -> str:
+    return "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in paths) + "]"
+
+
+@dataclass
+class Sources:
+    """The files the pool is built from, and which files hold the text of each part."""
+
+    organic: dict[str, list[str]]  # shard -> cleaned_documents files
+    counts: list[str]  # token_counts files
+    synthetic: list[tuple[str, int]]  # rephrased_documents files with their row counts
+    synthetic_counts: str | None = None  # (doc_id, tokens) of rewrites, counted here
+    duplicates: list[str] = field(default_factory=list)  # duplicate_clusters dropped
+    clusters: list[str] = field(default_factory=list)
+    clustered_out: list[str] = field(default_factory=list)  # clusters dropped
+    scores: list[str] = field(default_factory=list)
+
+    def text_files(self) -> dict[str, list[str]]:
+        """Part -> the files that hold its texts."""
+        parts = {shard: paths for shard, paths in self.organic.items()}
+        for index, (path, rows) in enumerate(self.synthetic):
+            for chunk in range(max(1, math.ceil(rows / SYNTHETIC_PART_ROWS))):
+                parts[synthetic_part(index, chunk)] = [path]
+        return parts
+
+
+def synthetic_part(file_index: int, chunk: int) -> str:
+    return f"rephrased-{file_index:04d}-{chunk:05d}"
+
+
+def lake_sources(lake: Lake) -> Sources:
+    def paths(asset: str, table: str = "documents") -> list[str]:
+        return [f.path for f in lake.files(asset, table)] if lake.has(asset, table) else []
+
+    organic: dict[str, list[str]] = {}
+    for f in lake.files("cleaned_documents"):
+        organic.setdefault(f.partition, []).append(f.path)
+    synthetic = (
+        [(f.path, f.row_count) for f in lake.files("rephrased_documents")]
+        if lake.has("rephrased_documents")
+        else []
+    )
+    return Sources(
+        organic,
+        paths("token_counts"),
+        synthetic,
+        None,
+        paths("duplicate_clusters", "dropped"),
+        paths("clusters"),
+        paths("clusters", "dropped"),
+        paths("quality_scores"),
+    )
+
+
+def count_synthetic(
+    con: duckdb.DuckDBPyConnection, sources: Sources, counter: TokenCounter, out: Path
+) -> None:
+    """Token counts of rewrites, in bounded batches (rewrites are few: a rewrite budget)."""
+    from assets.mixed.token_counts import TOKEN_COUNTS_SCHEMA
+
+    sink = TableSink(out, TOKEN_COUNTS_SCHEMA)
+    if sources.synthetic:
+        files = sql_list([p for p, _ in sources.synthetic])
+        reader = con.sql(f"SELECT doc_id, text FROM read_parquet({files})").to_arrow_reader(
+            counter.chunk_docs
+        )
+        for batch in reader:
+            texts = batch.column("text").to_pylist()
+            counts = next(counter.count_chunks([texts]))
+            sink.write(
+                pl.DataFrame({"doc_id": batch.column("doc_id").to_pylist(), "tokens": counts})
+            )
+    sink.close()
+    sources.synthetic_counts = str(out)
+
+
+def build_pool(
+    con: duckdb.DuckDBPyConnection, sources: Sources, out: Path, seed: int, high_bucket: int
+) -> None:
+    """Join the corpus with token counts, clusters and scores out of core; sort by part."""
+    _views(con, sources)
+    tier = f"CASE WHEN s.quality_bucket >= {int(high_bucket)} THEN 'hq' ELSE 'lq' END"
+    con.sql(
+        f"""
+        COPY (
+            SELECT c.doc_id, c.part, c.origin, t.tokens, k.cluster_id, s.quality_score,
+                   s.quality_bucket,
+                   'c' || k.cluster_id || '-' || {tier} || '-' || c.origin AS domain,
+                   {unit_hash_sql(seed, "mix", "c.doc_id")} AS u,
+                   CASE WHEN k.cluster_id IS NULL THEN 'mixed:missing_cluster'
+                        WHEN s.quality_score IS NULL THEN 'mixed:missing_score'
+                        WHEN t.tokens IS NULL THEN 'mixed:missing_token_count' END AS lost
+            FROM corpus c
+            ANTI JOIN clustered_out d ON c.doc_id = d.doc_id
+            LEFT JOIN counts t ON c.doc_id = t.doc_id
+            LEFT JOIN assigned k ON c.doc_id = k.doc_id
+            LEFT JOIN scored s ON c.doc_id = s.doc_id
+            ORDER BY c.part
+        ) TO '{out}' (FORMAT parquet, ROW_GROUP_SIZE 50000)
+        """
+    )
+    con.sql(f"CREATE OR REPLACE VIEW pool AS SELECT * FROM read_parquet('{out}')")
+
+
+def _views(con: duckdb.DuckDBPyConnection, sources: Sources) -> None:
+    def view(name: str, paths: Sequence[str], columns: str, empty: str) -> None:
+        body = f"SELECT {columns} FROM read_parquet({sql_list(paths)})" if paths else empty
+        con.sql(f"CREATE OR REPLACE VIEW {name} AS {body}")
+
+    files = [(shard, p) for shard, ps in sources.organic.items() for p in ps]
+    listing = pl.DataFrame(  # noqa: F841 (read by SQL)
+        {"path": [p for _, p in files], "part": [s for s, _ in files]},
+        schema={"path": pl.String, "part": pl.String},
+    )
+    con.sql("CREATE OR REPLACE TABLE organic_files AS SELECT * FROM listing")
+    view(
+        "removed",
+        sources.duplicates,
+        "doc_id",
+        "SELECT NULL::VARCHAR AS doc_id WHERE false",
+    )
+    organic = (
+        f"SELECT c.doc_id, f.part, 'organic' AS origin "
+        f"FROM read_parquet({sql_list([p for _, p in files])}, filename = true) c "
+        f"JOIN organic_files f ON c.filename = f.path ANTI JOIN removed r ON c.doc_id = r.doc_id"
+    )
+    synthetic = [
+        f"SELECT doc_id, 'rephrased-{i:04d}-' || lpad((file_row_number // {SYNTHETIC_PART_ROWS})"
+        f"::VARCHAR, 5, '0') AS part, 'synthetic' AS origin "
+        f"FROM read_parquet({sql_list([path])}, file_row_number = true)"
+        for i, (path, _) in enumerate(sources.synthetic)
+    ]
+    con.sql(f"CREATE OR REPLACE VIEW corpus AS {' UNION ALL '.join([organic, *synthetic])}")
+    counts = sources.counts + ([sources.synthetic_counts] if sources.synthetic_counts else [])
+    none = "SELECT NULL::VARCHAR AS doc_id, {} WHERE false"
+    view("counts", counts, "doc_id, tokens", none.format("NULL::BIGINT AS tokens"))
+    view("assigned", sources.clusters, "doc_id, cluster_id", none.format("NULL::INT AS cluster_id"))
+    view(
+        "clustered_out",
+        sources.clustered_out,
+        "doc_id",
+        "SELECT NULL::VARCHAR AS doc_id WHERE false",
+    )
+    view(
+        "scored",
+        sources.scores,
+        "doc_id, quality_score, quality_bucket",
+        none.format("NULL::DOUBLE AS quality_score, NULL::INT AS quality_bucket"),
+    )
+
+
+def domain_totals(con: duckdb.DuckDBPyConnection, exclude: str = "held") -> pl.DataFrame:
+    """domain, origin, cluster_id, tokens, documents of every drawable domain: one GROUP BY."""
+    return con.sql(
+        f"""
+        SELECT domain, origin, any_value(cluster_id) AS cluster_id,
+               sum(tokens)::BIGINT AS tokens, count(*)::BIGINT AS documents
+        FROM pool p ANTI JOIN {exclude} h ON p.doc_id = h.doc_id
+        WHERE lost IS NULL GROUP BY domain, origin ORDER BY domain
+        """
+    ).pl()
