@@ -202,3 +202,36 @@ def test_reduce_runs_in_bounded_memory_on_50k_synthetic_signatures(tmp_path) -> 
     stats = lake.scan("duplicate_clusters", "band_stats").collect()
     assert set(stats["hash_ranges"]) == {3}, "50k rows per band / 20k per step"
     assert peak < 8 * 2**20, f"python peak {peak / 2**20:.1f} MiB"
+
+
+def test_the_assets_sign_one_shard_then_reduce_with_checks_passing(tmp_path) -> None:
+    """Through Dagster: minhash_signatures signs only its partition; duplicate_clusters refuses
+    to run while a shard is unsigned, then publishes a version whose checks pass."""
+    import dagster as dg
+
+    from assets.cleaned.assets import duplicate_clusters, minhash_signatures
+
+    text = "a page of words that a crawler found twice under two names on one site"
+    lake = Lake(home=str(tmp_path))
+    _publish_cleaned(lake, "s1", [("d1", text), ("d2", "another page, " * 8)])
+    _publish_cleaned(lake, "s2", [("d3", text + " ")])
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("crawl_shards", ["s1", "s2"])
+    resources = {"lake": lake}
+    signed = dg.materialize(
+        [minhash_signatures], instance=instance, partition_key="s1", resources=resources
+    )
+    assert all(c.passed for c in signed.get_asset_check_evaluations())
+    assert [f.partition for f in lake.files("minhash_signatures")] == ["s1"]
+    refused = dg.materialize(
+        [duplicate_clusters], instance=instance, resources=resources, raise_on_error=False
+    )
+    assert not refused.success
+    dg.materialize([minhash_signatures], instance=instance, partition_key="s2", resources=resources)
+    result = dg.materialize([duplicate_clusters], instance=instance, resources=resources)
+    checks = result.get_asset_check_evaluations()
+    assert checks and all(c.passed for c in checks)
+    assert _removed(lake) == {"d3": "dedup:exact"}
+    (event,) = result.get_asset_materialization_events()
+    metadata = event.materialization.metadata
+    assert metadata["rows_in"].value == 3 and metadata["dropped"].value == 1
