@@ -63,17 +63,8 @@ def prepare(con: duckdb.DuckDBPyConnection, quotas: Quotas, weights: dict[str, f
     con.sql("CREATE OR REPLACE TABLE extras AS SELECT DISTINCT doc_id FROM ids")
 
 
-def sample_part(
-    con: duckdb.DuckDBPyConnection,
-    draws: Path,
-    part: str,
-    text_files: list[str],
-    max_repeats: int,
-    seed: int,
-    out: VersionWriter,
-    totals: Totals,
-) -> None:
-    """Draw one part's copies, write its samples, dropped rows and output shards."""
+def draw_part(con: duckdb.DuckDBPyConnection, draws: Path, part: str, max_repeats: int) -> None:
+    """`part_rows`: the part's rows of the draws table with their weight and copies `n`."""
     con.sql(
         f"""
         CREATE OR REPLACE TEMP TABLE part_rows AS
@@ -86,6 +77,20 @@ def sample_part(
         """,
         params=[part],
     )
+
+
+def sample_part(
+    con: duckdb.DuckDBPyConnection,
+    draws: Path,
+    part: str,
+    text_files: list[str],
+    max_repeats: int,
+    seed: int,
+    out: VersionWriter,
+    totals: Totals,
+) -> None:
+    """Draw one part's copies, write its samples, dropped rows and output shards."""
+    draw_part(con, draws, part, max_repeats)
     dropped = con.sql(_DROPPED_SQL).to_arrow_table()
     out.table("dropped", DROPPED_SCHEMA).write(dropped)
     totals.dropped += dropped.num_rows
