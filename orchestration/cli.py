@@ -300,15 +300,28 @@ def _sql(args: argparse.Namespace) -> int:
         try:
             result = con.sql(args.query)
         except duckdb.CatalogException as exc:
-            views = "SELECT count(*) FROM duckdb_views() WHERE NOT internal"
-            if not con.execute(views).fetchone()[0]:
-                first = str(exc).splitlines()[0].removeprefix("Catalog Error: ")
-                message = f"{first} the catalog has no tables yet: run foundry run first"
-                raise UserError(message) from exc
-            raise
+            raise UserError(_missing_table(exc, con.view_names())) from exc
         if result is not None:
             print(result)
     return 0
+
+
+def _missing_table(exc: Exception, views: list[str]) -> str:
+    """Views are defined when a query names one, so DuckDB cannot suggest them: we do."""
+    import difflib
+
+    first = str(exc).splitlines()[0]
+    if not views:
+        message = first.removeprefix("Catalog Error: ")
+        return f"{message} the catalog has no tables yet: run foundry run first"
+    missing = re.match(r"Catalog Error: (?:Table|View) with name (.+?) does not exist", first)
+    if not missing:
+        return explain_error(exc)
+    text = f'no table or view "{missing.group(1)}" in the catalog'
+    guess = difflib.get_close_matches(missing.group(1), [*views, "versions"], n=1)
+    if guess:
+        text += f'; did you mean "{guess[0]}"?'
+    return text + ' (run foundry sql "SHOW TABLES" for the list)'
 
 
 def _prepare(args: argparse.Namespace) -> int:
@@ -329,7 +342,19 @@ def _catalog():
             f"no catalog at {path}: run foundry run first (or set FOUNDRY_HOME to the home "
             "that holds one)"
         )
-    return Catalog(path)
+    return Catalog(path, index_dir=_doc_index_dir(path.parent))
+
+
+def _doc_index_dir(home: Path) -> Path | None:
+    """Where Lake keeps its doc index (resources/lake.py): none for a lake on object storage."""
+    from resources.catalog import DOC_INDEX
+
+    url = os.environ.get("FOUNDRY_LAKE_URL", "")
+    if not url:
+        return home / "lake" / DOC_INDEX
+    if "://" in url and not url.startswith("file://"):
+        return None
+    return Path(os.path.abspath(url.removeprefix("file://"))) / DOC_INDEX
 
 
 def _fail(message: str) -> int:

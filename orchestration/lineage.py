@@ -310,9 +310,9 @@ def explain(catalog: Catalog, url_or_doc_id: str) -> list[str]:
             for view in ("raw_documents", "raw_documents__dropped")
             for r in q.rows(view, url_or_doc_id, ("url", "doc_id"))
         ]
-    if not ids:
-        return [f"{url_or_doc_id}: no raw record has this URL or id"]
-    return [_verdict(trace_document(catalog, doc_id)) for doc_id in dict.fromkeys(ids)]
+        if not ids:
+            return [f"{url_or_doc_id}: no raw record has this URL or id"]
+        return [_verdict(_trace(q, doc_id)) for doc_id in dict.fromkeys(ids)]
 
 
 def _verdict(trace: Trace) -> str:
