@@ -6,6 +6,10 @@ checkpointing around the model, which real-vLLM tests cover separately.
 
 from __future__ import annotations
 
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
 import dagster as dg
 import polars as pl
 import pytest
@@ -13,10 +17,12 @@ import pytest
 from assets.cleaned import assets as cleaned_assets
 from assets.raw.assets import raw_documents
 from assets.rephrased.assets import rephrased_documents
+from assets.rephrased.checkpoints import finished_work
+from assets.rephrased.rewrite import REQUEST_FAILED
+from assets.stages import stage_of
 from resources.crawl import CrawlSource
 from resources.lake import Lake
 from resources.langid import LanguageIdentifier
-from assets.stages import stage_of
 from resources.rewriter import Generation, VLLMRewriter
 from tests.conftest import SAMPLE_CRAWL
 
@@ -56,6 +62,10 @@ def _run(
 ):
     settings = {"max_new_documents": budget, "batch_size": 2, "styles": list(styles)}
     config = {"ops": {"rephrased_documents": {"config": settings}}}
+    return _materialize(lake, instance, rewriter, config, expect_success)
+
+
+def _materialize(lake: Lake, instance, rewriter: VLLMRewriter, config: dict, expect_success: bool):
     result = dg.materialize(
         [rephrased_documents],
         instance=instance,
@@ -64,6 +74,12 @@ def _run(
         raise_on_error=False,
     )
     assert result.success is expect_success
+    return result
+
+
+def _metadata(result) -> dict:
+    (materialization,) = result.asset_materializations_for_node("rephrased_documents")
+    return {k: v.value for k, v in materialization.metadata.items()}
 
 
 def _ingest_one_shard(foundry_home) -> tuple[Lake, dg.DagsterInstance]:
@@ -93,15 +109,27 @@ def test_killed_run_loses_only_the_batch_in_flight(foundry_home) -> None:
     assert first_batch is not None and first_batch.height == 2
     finished_chunks = set(REQUESTS[0])
 
+    assert len(finished_work(lake).fresh) == 1, "one checkpoint awaits publishing"
+
     REQUESTS.clear()
     # the budget is per run: the re-run finishes the 4 documents the crash left undone
-    _run(lake, instance, ScriptedRewriter(), expect_success=True, budget=4)
+    result = _run(lake, instance, ScriptedRewriter(), expect_success=True, budget=4)
+    assert _metadata(result)["checkpoints_read"] == 1
     published = lake.scan("rephrased_documents").collect()
     assert published.height == 6
     assert set(first_batch["doc_id"]) <= set(published["doc_id"])
     resent = {chunk for call in REQUESTS for chunk in call}
     assert finished_chunks.isdisjoint(resent), "finished rewrites were requested again"
     assert published["source_doc_id"].n_unique() == 6
+
+    # the version lists the checkpoints it holds: the next run reads none of their rows
+    folded = lake.scan("rephrased_documents", "checkpoints").collect()["checkpoint"]
+    assert sorted(folded) == lake.checkpoint_keys("rephrased_documents")
+    assert len(folded) == 3 and finished_work(lake).fresh == ()
+    result = _run(lake, instance, ScriptedRewriter(), expect_success=True, budget=2)
+    assert _metadata(result)["checkpoints_read"] == 0
+    again = lake.scan("rephrased_documents").collect()
+    assert again.height == 8 and set(published["doc_id"]) <= set(again["doc_id"])
 
 
 @pytest.mark.slow
@@ -123,3 +151,80 @@ def test_one_run_rewrites_in_several_styles_and_a_rerun_adds_nothing(foundry_hom
     again = lake.scan("rephrased_documents").collect()
     assert again.filter(pl.col("style_id") == "wrap_qa").height == 4
     assert set(published["doc_id"]) <= set(again["doc_id"]), "earlier styles stay published"
+
+
+class EchoServer:
+    """`vllm serve` on loopback answering each rewrite with its passage, or refusing (400)."""
+
+    def __init__(self) -> None:
+        self.refuse = True
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                passage = body["messages"][-1]["content"].split("\n\n", 1)[-1]
+                if owner.refuse:
+                    self._send(400, {"error": {"message": "prompt too long for this model"}})
+                    return
+                choice = {"message": {"role": "assistant", "content": passage}}
+                usage = {"prompt_tokens": 10, "completion_tokens": 10}
+                self._send(200, {"choices": [{**choice, "finish_reason": "stop"}], "usage": usage})
+
+            def _send(self, status: int, payload: dict) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+
+class HttpEchoRewriter(VLLMRewriter):
+    """The HTTP backend (continuous in-flight stream) with a whitespace tokenizer."""
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+    def truncate(self, text: str, max_tokens: int) -> str:
+        return " ".join(text.split(" ")[:max_tokens])
+
+
+@pytest.mark.slow
+def test_requests_that_fail_are_quarantined_for_one_run_and_retried_by_the_next(
+    foundry_home,
+) -> None:
+    lake, instance = _ingest_one_shard(foundry_home)
+    server = EchoServer()
+    try:
+        rewriter = HttpEchoRewriter(
+            backend="http", endpoints=[server.url], served_model_name="m", max_retries=1
+        )
+        config = {"ops": {"rephrased_documents": {"config": {"max_new_documents": 3}}}}
+        result = _materialize(lake, instance, rewriter, config, expect_success=True)
+        assert _metadata(result)["quarantined_this_run"] == 3
+        dropped = lake.scan("rephrased_documents", "dropped").collect()
+        assert dropped["rule"].to_list() == [REQUEST_FAILED] * 3
+        assert all("HTTP 400" in d and "prompt too long" in d for d in dropped["detail"])
+        assert lake.scan("rephrased_documents").collect().is_empty()
+        assert lake.checkpoint_keys("rephrased_documents") == [], "a failure is not finished"
+
+        server.refuse = False
+        result = _materialize(lake, instance, rewriter, config, expect_success=True)
+        published = lake.scan("rephrased_documents").collect()
+        sources = [d.split("source=")[1].split()[0] for d in dropped["detail"]]
+        assert sorted(published["source_doc_id"]) == sorted(sources), "the same three, retried"
+        assert lake.scan("rephrased_documents", "dropped").collect().is_empty()
+        peak = _metadata(result)["in_flight_peak"]
+        chunks = published["chunks"].sum()
+        assert chunks > 3 and peak == {server.url: chunks}, "every chunk of the three went at once"
+    finally:
+        server.httpd.shutdown()
+        server.httpd.server_close()
