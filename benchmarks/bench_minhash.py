@@ -7,8 +7,10 @@ datatrove's text simplification and English word tokenizer, word 5-grams hashed 
 refuses anything but bytes), 112 permutations from ``RandomState(1)``, 14 bands x 8 rows.
 Both sides run their whole production path with its reads and writes: datatrove's signatures ->
 buckets -> clusters -> filter in one process (its local executor with one task, files in a temp
-folder); ours is `publish_duplicates`, what the duplicate_clusters asset runs: read the cleaned
-shard from a fresh lake, sign, bucket, cluster, write the version's tables and signatures. Ours
+folder); ours is `publish_duplicates`, what the two assets run: `minhash_signatures` reads the
+cleaned shard from a fresh lake, signs it and writes its signatures and sorted band keys, then
+`duplicate_clusters` buckets the bands out of core (DuckDB), clusters the pairs and writes its
+version's tables. Ours
 runs with ``confirm="none"`` (every band collision is a duplicate, as in datatrove) for the speed
 ratio and the agreement of the removed sets, and once more with the default exact-Jaccard
 confirmation for reference.
@@ -68,8 +70,8 @@ def cleaned_lake(docs: list[tuple[str, str]], home: str) -> Lake:
 
 
 def ours(lake: Lake, confirm: str) -> set[str]:
-    """The production path: `publish_duplicates` reads the shard from the lake, signs, buckets,
-    clusters and publishes its version (tables and signatures), as the asset does."""
+    """The production path: `publish_duplicates` signs the shard into `minhash_signatures`, then
+    buckets, clusters and publishes `duplicate_clusters`, as the two assets do."""
     publish_duplicates(lake, DedupPolicy(MinHashConfig(confirm=confirm)), run_id="bench")
     return set(lake.scan("duplicate_clusters", "dropped").collect()["doc_id"])
 

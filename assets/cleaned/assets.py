@@ -239,7 +239,8 @@ def duplicate_clusters(
     band by band out of core in DuckDB and clusters the pairs only."""
     policy = config.policy()
     publication = Publication(context, lake, DEDUP_CONTRACT, DEDUP_CODE_VERSION)
-    upstream = lake.versions_of(["cleaned_documents", "minhash_signatures"])
+    # signatures are checked against these cleaned versions (their cleaned_version column)
+    upstream = lake.versions_of(["cleaned_documents"])
     try:
         with publication.write({"upstream": upstream, "policy": policy.key()}) as out:
             result = deduplicate(lake, policy, out)

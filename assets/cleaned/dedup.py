@@ -33,11 +33,10 @@ from scipy.sparse.csgraph import connected_components
 
 from assets.cleaned.minhash import MinHashConfig, MinHasher, estimated_jaccards, exact_jaccard
 from assets.cleaned.signatures import sign_into
-from assets.corpus import catalog_rows
 from assets.documents import DROPPED_SCHEMA
 from assets.measures import heuristic_signals
 from resources.catalog import TableVersion
-from resources.lake import Lake, VersionWriter
+from resources.lake import Lake, MissingUpstreamError, VersionWriter
 
 DEDUP_CODE_VERSION = "dedup-4"  # 4: out-of-core buckets over per-shard minhash_signatures
 KeepPolicy = Literal["earliest", "longest", "best_quality"]
@@ -133,8 +132,8 @@ def signature_files(lake: Lake, policy: DedupPolicy) -> SignatureFiles:
     """The signatures of exactly the current cleaned shards; refuses missing ones (signing is
     the per-shard `minhash_signatures`, never done here)."""
     cleaned = {f.partition: f for f in lake.files("cleaned_documents")}
-    signed = _by_partition(lake, "documents") if lake.has("minhash_signatures") else {}
-    bands = _by_partition(lake, "bands") if lake.has("minhash_signatures", "bands") else {}
+    signed = {f.partition: f for f in current_files(lake, "minhash_signatures")}
+    bands = {f.partition: f for f in current_files(lake, "minhash_signatures", "bands")}
     missing = sorted(s for s in cleaned if s not in signed or s not in bands)
     if missing:
         raise StaleSignaturesError(
@@ -145,8 +144,12 @@ def signature_files(lake: Lake, policy: DedupPolicy) -> SignatureFiles:
     return SignatureFiles([signed[s] for s in shards], [bands[s] for s in shards], cleaned)
 
 
-def _by_partition(lake: Lake, table: str) -> dict[str, TableVersion]:
-    return {f.partition: f for f in lake.files("minhash_signatures", table)}
+def current_files(lake: Lake, asset: str, table: str = "documents") -> list[TableVersion]:
+    """The current files of a table, none when it was never published (one catalog query)."""
+    try:
+        return lake.files(asset, table)
+    except MissingUpstreamError:
+        return []
 
 
 def deduplicate(lake: Lake, policy: DedupPolicy, out: VersionWriter) -> DedupResult:
@@ -156,7 +159,8 @@ def deduplicate(lake: Lake, policy: DedupPolicy, out: VersionWriter) -> DedupRes
     if policy.keep not in KEEP_POLICIES:
         raise ValueError(f"keep policy {policy.keep!r} is not one of {KEEP_POLICIES}")
     files = signature_files(lake, policy)
-    result = DedupResult(rows_in=catalog_rows(lake, "cleaned_documents"), shards=len(files.cleaned))
+    rows_in = sum(f.row_count for f in files.cleaned.values())  # the catalog's count
+    result = DedupResult(rows_in=rows_in, shards=len(files.cleaned))
     with _duckdb(policy) as con:
         _register(con, lake, "signed", [f.path for f in files.documents])
         _register(con, lake, "bands", [f.path for f in files.bands])
@@ -184,11 +188,7 @@ def publish_duplicates(lake: Lake, policy: DedupPolicy, run_id: str | None) -> D
     """Sign every shard not yet signed, then find and publish at once, without the assets'
     checks (benchmarks and tests): the same work as both assets."""
     hasher = MinHasher(policy.minhash)
-    signed = (
-        {f.partition: f for f in lake.files("minhash_signatures")}
-        if lake.has("minhash_signatures")
-        else {}
-    )
+    signed = {f.partition for f in current_files(lake, "minhash_signatures")}
     for shard in (f.partition for f in lake.files("cleaned_documents")):
         if shard not in signed:
             with lake.publish("minhash_signatures", shard, run_id=run_id) as out:
@@ -391,11 +391,10 @@ def _confirm(
 def _previous_checks(con: duckdb.DuckDBPyConnection, lake: Lake, key: str) -> None:
     """Exact Jaccard checks the previous version made under the same settings: a pair of texts
     (content hashes) never needs reading twice."""
-    if not lake.has("duplicate_clusters", "confirmations"):
+    previous = current_files(lake, "duplicate_clusters", "confirmations")
+    if not previous:
         return
-    _register(
-        con, lake, "previous", [f.path for f in lake.files("duplicate_clusters", "confirmations")]
-    )
+    _register(con, lake, "previous", [f.path for f in previous])
     con.execute(
         "INSERT INTO checks SELECT hash_a, hash_b, any_value(similarity), false FROM previous "
         f"WHERE config = '{_quote(key)}' GROUP BY hash_a, hash_b"
