@@ -263,14 +263,13 @@ def _write_version(
     """Search rounds, manifest, card and audit report, beside the parts' tables and shards."""
     if rounds is not None:
         out.write("search_rounds", rounds, rounds.to_arrow().schema)
-    (out.staging / "manifest.json").write_text(
-        json.dumps({**manifest, "shards": sorted(totals.shards)}, indent=2)
-    )
+    shipped = {**manifest, "shards": sorted(totals.shards)}  # the catalog keeps no shard list
+    (out.staging / "manifest.json").write_text(json.dumps(shipped, indent=2))
     (out.staging / AUDIT_REPORT).write_text(audit_report)
     languages = lake.scan("cleaned_documents").group_by("language").len().sort("len")
     write_card(
         out.staging,
-        manifest,
+        shipped,
         drop_reasons(lake, [asset for _, asset in drop_tables(before="training_mixture")]),
         lake.scan("clusters", "summary").select("cluster_id", "label", "size").collect(),
         languages.collect(engine="streaming"),

@@ -24,6 +24,7 @@ from resources.lake import Lake
 
 # The mixture being published is described from its manifest, not from the catalog.
 STAGES = assets_before("training_mixture")
+HISTOGRAM_BINS = 20
 STYLE = """
 body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}
 table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:3px 8px}
@@ -148,19 +149,32 @@ def _clusters(lake: Lake) -> list[str]:
 
 
 def _scores(lake: Lake) -> list[str]:
+    """Summary and histogram from streaming aggregates (20 bins), never the scores themselves."""
     if not lake.has("quality_scores"):
         return []
-    scores = lake.scan("quality_scores").select("origin", "quality_score").collect()
-    by_origin = {
-        origin: group["quality_score"].to_list()
-        for (origin,), group in scores.group_by("origin", maintain_order=True)
-    }
-    summary = scores.group_by("origin").agg(
-        pl.len().alias("documents"),
-        pl.col("quality_score").mean().round(3).alias("mean"),
-        pl.col("quality_score").median().round(3).alias("median"),
+    scan = lake.scan("quality_scores").select("origin", "quality_score")
+    summary = (
+        scan.group_by("origin")
+        .agg(
+            pl.len().alias("documents"),
+            pl.col("quality_score").mean().round(3).alias("mean"),
+            pl.col("quality_score").median().round(3).alias("median"),
+            pl.col("quality_score").min().alias("low"),
+            pl.col("quality_score").max().alias("high"),
+        )
+        .collect(engine="streaming")
     )
-    return ["<h2>Quality scores</h2>", _table(summary.sort("origin")), _img(_histogram(by_origin))]
+    low, high = summary["low"].min(), summary["high"].max()
+    width = (high - low) / HISTOGRAM_BINS if summary.height and high > low else 1.0
+    bin_of = ((pl.col("quality_score") - low) / width).floor().clip(0, HISTOGRAM_BINS - 1)
+    bins = (
+        scan.group_by("origin", bin_of.cast(pl.Int32).alias("bin"))
+        .len()
+        .collect(engine="streaming")
+        .sort("origin", "bin")
+    )
+    table = summary.drop("low", "high").sort("origin")
+    return ["<h2>Quality scores</h2>", _table(table), _img(_histogram(bins, low or 0.0, width))]
 
 
 def _domain_table(mixture: dict[str, Any]) -> pl.DataFrame:
@@ -205,11 +219,14 @@ def _bar(labels: list[str], values: list[float], xlabel: str) -> bytes:
     return png_bytes(fig)
 
 
-def _histogram(groups: dict[str, list[float]]) -> bytes:
+def _histogram(bins: pl.DataFrame, low: float, width: float) -> bytes:
+    """Counts per (origin, bin) drawn as overlaid step histograms."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 3), dpi=80)
-    for name, values in groups.items():
-        ax.hist(values, bins=20, alpha=0.6, label=f"{name} ({len(values)})")
+    for (name,), group in bins.group_by("origin", maintain_order=True):
+        edges = [low + width * b for b in group["bin"].to_list()]
+        counts = group["len"].to_list()
+        ax.bar(edges, counts, width=width, align="edge", alpha=0.6, label=f"{name} ({sum(counts)})")
     ax.set_xlabel("combined quality score")
     ax.legend()
     return png_bytes(fig)

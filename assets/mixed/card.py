@@ -132,6 +132,7 @@ def write_card(
         f"{manifest['policy']['max_repeats']} repeats per document; synthetic share capped at "
         f"{manifest['policy']['max_synthetic_share']:.0%}",
         f"- method settings: `{json.dumps(manifest.get('method_settings', {}))}`",
+        *_draw_lines(manifest),
         "",
         *searched,
         "## Domains (cluster x quality tier x origin)",
@@ -176,6 +177,18 @@ def write_card(
     path = out_dir / "DATASET_CARD.md"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+def _draw_lines(manifest: dict) -> list[str]:
+    """How the copies were drawn: per shard, by a seeded rule, and the few fill documents."""
+    draw = manifest.get("draw")
+    if not draw:
+        return []
+    return [
+        f"- drawn shard by shard: `{draw['rule']}`, `t` per domain from the domain token totals; "
+        f"{len(draw['fill_documents'])} fill documents drawn once more to close the budget; "
+        f"{len(manifest.get('shards', []))} output shards, one or more per crawl shard",
+    ]
 
 
 def markdown_table(frame: pl.DataFrame) -> str:
