@@ -5,9 +5,11 @@
 z-score within its language when the language has `min_group` documents and a spread, else over
 the corpus; the score's quintile ranks are its buckets. Here the same numbers come in two parts:
 
-- the medians (for the fill) and the bucket edges are quantiles of a bounded, seeded sample (the
-  bottom-k documents by a seeded hash of doc_id, `BottomK`): exact while the corpus fits in the
-  sample, an estimate from k documents beyond that;
+- the medians (for the fill: the language's median for the language's statistics, the corpus
+  median for the corpus statistics and the values, as `standardise` evaluates its expression)
+  and the bucket edges are quantiles of a bounded, seeded sample (the bottom-k documents by a
+  seeded hash of doc_id, `BottomK`): exact while the corpus fits in the sample, an estimate
+  from k documents beyond that;
 - mean, standard deviation and size per language come from one streaming aggregate over the
   stored features (polars' streaming engine, a group per language), and the corpus figures are
   pooled from the groups' (exact, Chan et al.'s parallel formulas).
@@ -28,6 +30,7 @@ from assets.measures import LOG_SCALED, N_BUCKETS
 
 GROUP = "language"
 _N = "_n"
+_SAMPLED = "_sampled"
 
 
 def prepared(name: str, median: float | None = None) -> pl.Expr:
@@ -38,12 +41,24 @@ def prepared(name: str, median: float | None = None) -> pl.Expr:
     return x if median is None else x.fill_null(pl.lit(median, pl.Float64))
 
 
-def sample_medians(sample: pl.DataFrame, columns: Sequence[str]) -> dict[str, float | None]:
-    """Median of each prepared signal over the sample (None where the sample has no value)."""
+def sample_medians(
+    sample: pl.DataFrame, columns: Sequence[str]
+) -> tuple[dict[str, float | None], pl.DataFrame]:
+    """Median of each prepared signal over the sample (None where it has no value), and per
+    language (language, {column}_median)."""
+    medians = [prepared(c).median().alias(f"{c}_median") for c in columns]
+    per_language = (
+        sample.group_by(GROUP).agg(medians).sort(GROUP, nulls_last=True)
+        if not sample.is_empty()
+        else pl.DataFrame(schema={GROUP: pl.String, **{f"{c}_median": pl.Float64 for c in columns}})
+    )
     if sample.is_empty():
-        return dict.fromkeys(columns)
-    row = sample.select(prepared(c).median().alias(c) for c in columns).row(0, named=True)
-    return {c: (None if row[c] is None else float(row[c])) for c in columns}
+        return dict.fromkeys(columns), per_language
+    row = sample.select(medians).row(0, named=True)
+    overall = {
+        c: (None if row[f"{c}_median"] is None else float(row[f"{c}_median"])) for c in columns
+    }
+    return overall, per_language
 
 
 @dataclass(frozen=True)
@@ -83,32 +98,46 @@ def _z(x: pl.Expr, mean: pl.Expr, std: pl.Expr) -> pl.Expr:
 def aggregate(
     features: pl.LazyFrame,
     columns: Sequence[str],
-    medians: dict[str, float | None],
+    medians: tuple[dict[str, float | None], pl.DataFrame],
     by: str | None,
     min_group: int,
 ) -> ScoreStatistics:
-    """One streaming pass over `features` (a scan of the stored per-shard features)."""
+    """One streaming pass over `features` (a scan of the stored per-shard features).
+
+    As in `standardise`, where a value is missing the language's statistics see the language's
+    median and the corpus statistics (and the z-score itself) the corpus median; a language the
+    sample does not hold takes the corpus median."""
+    overall_medians, per_language = medians
     stats = [pl.len().alias(_N)]
+    values = []
     for c in columns:
+        corpus = prepared(c, overall_medians[c])
+        in_sample = pl.col(_SAMPLED).fill_null(False)
+        grouped = pl.when(in_sample).then(prepared(c).fill_null(pl.col(f"{c}_median")))
+        values += [corpus.alias(f"{c}_corpus"), grouped.otherwise(corpus).alias(c)]
         stats += [pl.col(c).mean().alias(f"{c}_mean"), pl.col(c).std().alias(f"{c}_std")]
+        stats += [pl.col(f"{c}_corpus").mean().alias(f"{c}_cmean")]
+        stats += [pl.col(f"{c}_corpus").std().alias(f"{c}_cstd")]
     groups = (
-        features.select(pl.col(GROUP), *(prepared(c, medians[c]) for c in columns))
+        features.join(
+            per_language.lazy().with_columns(pl.lit(True).alias(_SAMPLED)),
+            on=GROUP,
+            how="left",
+            nulls_equal=True,
+        )
+        .select(pl.col(GROUP), *values)
         .group_by(GROUP)
         .agg(stats)
         .collect(engine="streaming")
         .sort(GROUP, nulls_last=True)
     )
-    overall = {c: pooled(groups, c) for c in columns}
-    return ScoreStatistics(tuple(columns), medians, groups, overall, by, min_group)
+    overall = {c: pooled(groups, f"{c}_cmean", f"{c}_cstd") for c in columns}
+    return ScoreStatistics(tuple(columns), overall_medians, groups, overall, by, min_group)
 
 
-def pooled(groups: pl.DataFrame, column: str) -> tuple[float | None, float | None]:
+def pooled(groups: pl.DataFrame, mean: str, std: str) -> tuple[float | None, float | None]:
     """Corpus mean and sample standard deviation of a column from its per-group ones."""
-    rows = [
-        (n, m, s)
-        for n, m, s in groups.select(_N, f"{column}_mean", f"{column}_std").iter_rows()
-        if m is not None
-    ]
+    rows = [(n, m, s) for n, m, s in groups.select(_N, mean, std).iter_rows() if m is not None]
     total = sum(n for n, _, _ in rows)
     if total == 0:
         return None, None
