@@ -149,8 +149,8 @@ class _Query:
 
     def cluster(self, doc_id: str) -> list[Row]:
         rows = self.rows("clusters", doc_id)
-        files = self._files("clusters__summary")
-        if not rows or not files:
+        files = self._files("clusters__summary") if rows else []
+        if not files:
             return []
         ids = sorted({r["cluster_id"] for r in rows})
         cur = self.con.execute(

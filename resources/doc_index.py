@@ -36,6 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 SEGMENT = "_doc_index.parquet"  # a version's own index, inside its folder
@@ -184,18 +185,9 @@ class DocIndex:
     def lookup(self, values: Sequence[str]) -> list[Hit]:
         """Every (version, table, row) whose key column holds one of `values`, current or not."""
         hits: set[Hit] = set()
-        with duckdb.connect() as con:
-            for key in dict.fromkeys(index_key(v) for v in values):
-                files = self.files(key)
-                if not files:
-                    continue
-                rows = con.execute(
-                    "SELECT key, asset, partition, version, table_name, row FROM "
-                    f"read_parquet([{', '.join(map(_literal, files))}], hive_partitioning = false) "
-                    "WHERE key = ?",
-                    [key],
-                ).fetchall()
-                hits.update(Hit(*row) for row in rows)
+        for key in dict.fromkeys(index_key(v) for v in values):
+            for path in self.files(key):
+                hits.update(_find(path, key))
         return sorted(hits, key=lambda h: (h.asset, h.table_name, h.partition, h.version, h.row))
 
     # ---------------------------------------------------------------------------- compaction
@@ -275,6 +267,16 @@ class DocIndex:
         return {"file": final, "level": level, "prefix": prefix, "rows": rows}
 
     def _sweep_retired(self) -> None:
+        """Delete runs merged away long enough ago, and runs a killed compaction left half
+        written (hidden names that were never renamed into place)."""
+        for leftover in (self.root / "runs").glob(".L*"):
+            with contextlib.suppress(FileNotFoundError):
+                if time.time() - leftover.stat().st_mtime <= RETIRED_GRACE_S:
+                    continue
+                if leftover.is_dir():
+                    shutil.rmtree(leftover, ignore_errors=True)
+                else:
+                    leftover.unlink()
         manifest = self._manifest()
         keep = []
         for entry in manifest["retired"]:
@@ -314,6 +316,30 @@ class DocIndex:
                 yield True
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _find(path: str, key: str) -> list[Hit]:
+    """Rows of one sorted index file that hold `key`: its footer's key ranges say which row
+    groups can, and only those are read."""
+    try:
+        parquet = pq.ParquetFile(path)
+    except FileNotFoundError:  # a run merged away and deleted since the manifest was read
+        return []
+    meta = parquet.metadata
+    column = parquet.schema_arrow.get_field_index("key")
+    groups = []
+    for group in range(meta.num_row_groups):
+        stats = meta.row_group(group).column(column).statistics
+        if stats is None or not stats.has_min_max or stats.min <= key <= stats.max:
+            groups.append(group)
+    hits = []
+    for group in groups:  # the key column first: most files a lookup opens do not hold the key
+        keys = parquet.read_row_group(group, columns=["key"], use_threads=False)["key"]
+        rows = pc.indices_nonzero(pc.equal(keys, key))
+        if len(rows):
+            table = parquet.read_row_group(group, use_threads=False).take(rows)
+            hits += [Hit(**row) for row in table.to_pylist()]
+    return hits
 
 
 @contextlib.contextmanager

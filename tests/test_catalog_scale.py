@@ -189,65 +189,67 @@ def _generated_id_sql(total: int) -> str:
 def test_trace_and_why_find_one_document_among_ten_million_in_under_a_second(
     tmp_path: Path,
 ) -> None:
-    """10,000 shards x 1,000 documents of raw_documents and cleaned_documents: catalog rows and
-    index runs generated in bulk, laid out as compaction leaves them; only the traced shard's
-    data files exist, so a lookup that opened any other file would fail."""
+    """raw_documents and cleaned_documents over 10,000 shards x 1,000 documents: catalog rows and
+    the 10 million raw index entries are generated in bulk, laid out as compaction leaves them;
+    the traced shard's cleaned version is published for real (a pending segment). Only that
+    shard's data files exist, so a lookup that opened any other file would fail."""
     shards, docs = 10_000, 1_000
     total = shards * docs
     lake = Lake(home=str(tmp_path))
     index = lake.doc_index
     assert index is not None
     index.start()
-    lake_root = lake.root
     with lake.catalog.connect() as con:
         con.execute(
             "INSERT INTO versions SELECT a, 's' || s, 'v1', 'documents', "
             "? || '/' || a || '/s' || s || '/v1/documents.parquet', ?, NULL, NULL, '{}', now(), "
             "true FROM range(?) t(s), (VALUES ('raw_documents'), ('cleaned_documents')) v(a)",
-            [str(lake_root), docs, shards],
+            [str(lake.root), docs, shards],
         )
     _generate_runs(index, shards, docs)
 
-    target_shard, target_row = 1234, 567
-    ids = [_generated_id(i * shards + target_shard, total) for i in range(docs)]
-    urls = [f"https://site{target_shard}.example/{i}" for i in range(docs)]
-    for asset in ("raw_documents", "cleaned_documents"):
-        path = lake_root / asset / f"s{target_shard}" / "v1" / "documents.parquet"
-        path.parent.mkdir(parents=True)
-        pl.DataFrame({"doc_id": ids, "url": urls, "text": ["t"] * docs}).write_parquet(path)
-    with lake.publish("raw_documents", "fresh", run_id="r") as out:  # a pending segment
+    shard, row = 1234, 567
+    ids = [_generated_id(i * shards + shard, total) for i in range(docs)]
+    urls = [f"https://site{shard}.example/{i}" for i in range(docs)]
+    frame = pl.DataFrame({"doc_id": ids, "url": urls, "text": ["t"] * docs})
+    raw = lake.root / "raw_documents" / f"s{shard}" / "v1" / "documents.parquet"
+    raw.parent.mkdir(parents=True)
+    frame.write_parquet(raw)
+    with lake.publish("cleaned_documents", f"s{shard}", run_id="r") as out:
+        out.write("documents", frame.drop("url").to_arrow(), pa.schema(list(RAW)[::2]))
+    with lake.publish("raw_documents", "fresh", run_id="r") as out:
         out.write(
             "documents",
             pa.table({"doc_id": ["f" * 24], "url": ["https://fresh.example/"], "text": ["t"]}),
             RAW,
         )
 
-    target = ids[target_row]
-    started = time.perf_counter()
-    trace = trace_document(lake.catalog, target)
-    trace_s = time.perf_counter() - started
+    target = ids[row]
+    trace, trace_s = _timed(trace_document, lake.catalog, target)
     steps = dict(trace.steps)
-    assert steps["raw record"][0]["url"] == urls[target_row]
+    assert steps["raw record"][0]["url"] == urls[row]
     assert steps["cleaned"][0]["doc_id"] == target
-    assert trace.versions == {"cleaned_documents": ["v1"], "raw_documents": ["v1"]}
+    assert trace.versions["raw_documents"] == ["v1"]
+    assert trace.versions["cleaned_documents"] != ["v1"], "the published version is current"
 
-    started = time.perf_counter()
-    (verdict,) = explain(lake.catalog, target)
-    why_s = time.perf_counter() - started
+    (verdict,), why_s = _timed(explain, lake.catalog, target)
     assert verdict.startswith(f"{target}: NOT in the mixture")
-
-    started = time.perf_counter()
-    (fresh,) = explain(lake.catalog, "https://fresh.example/")
-    why_url_s = time.perf_counter() - started
+    (fresh,), why_url_s = _timed(explain, lake.catalog, "https://fresh.example/")
     assert fresh.startswith("f" * 24)
 
     files = len(index.files(index_key(target)))
     print(
-        f"lookup over {files} index files: trace {trace_s * 1000:.0f} ms, why {why_s * 1000:.0f}"
-        f" ms, why by URL {why_url_s * 1000:.0f} ms"
+        f"\n10M docs, {files} index files per key: trace {trace_s * 1000:.0f} ms, "
+        f"why {why_s * 1000:.0f} ms, why by URL {why_url_s * 1000:.0f} ms"
     )
     assert files <= 3 * FANOUT
     assert max(trace_s, why_s, why_url_s) < 1.0, (trace_s, why_s, why_url_s)
+
+
+def _timed(fn, *args):
+    started = time.perf_counter()
+    result = fn(*args)
+    return result, time.perf_counter() - started
 
 
 def _generate_runs(index: DocIndex, shards: int, docs: int) -> None:
@@ -255,20 +257,17 @@ def _generate_runs(index: DocIndex, shards: int, docs: int) -> None:
     in key order without a sort: id n = doc * shards + shard increases with the row."""
     total = shards * docs
     start = 0
-    for level, size in ((3, FANOUT**3), (2, FANOUT**2), (1, FANOUT)):
+    for level, width in ((3, FANOUT**3), (2, FANOUT**2), (1, FANOUT)):
         count = 0
-        while shards - start >= size and count < FANOUT - 1:
-            width = size
-            rows = 2 * docs * width
+        while shards - start >= width and count < FANOUT - 1:
             source = (
-                f"SELECT {_generated_id_sql(total)} AS key, "
-                "CASE WHEN t % 2 = 0 THEN 'raw_documents' ELSE 'cleaned_documents' END AS asset, "
+                f"SELECT {_generated_id_sql(total)} AS key, 'raw_documents' AS asset, "
                 "'s' || s AS partition, 'v1' AS version, 'documents' AS table_name, i AS row "
-                f"FROM (SELECT t, u // {width} AS i, {start} + u % {width} AS s, "
+                f"FROM (SELECT u // {width} AS i, {start} + u % {width} AS s, "
                 f"(u // {width}) * {shards} + {start} + u % {width} AS n "
-                f"FROM (SELECT t, t // 2 AS u FROM range({rows}) r(t)))"
+                f"FROM range({docs * width}) r(u))"
             )
-            index.add_run(source, level, rows, in_key_order=True)
-            start += size
+            index.add_run(source, level, docs * width, in_key_order=True)
+            start += width
             count += 1
     assert start == shards - shards % FANOUT
