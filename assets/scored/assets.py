@@ -291,7 +291,7 @@ class ScorerConfig(dg.Config):
 @dg.asset(
     group_name="scored",
     code_version=SCORER_CODE_VERSION,
-    deps=["llm_ratings", "document_embeddings"],
+    deps=["llm_ratings", "document_embeddings", "clusters"],  # rewrites' vectors: clusters
     check_specs=check_specs("rating_scorer"),
     kinds={"parquet", "scikitlearn"},
 )

@@ -18,6 +18,7 @@ from resources.catalog import UNPARTITIONED
 from resources.lake import Lake
 
 DOC_COLUMNS = ("doc_id", "origin", "language", "text")
+VECTOR_COLUMNS = ("doc_id", "text_hash", "model_id", "embedding")
 
 
 class ShardReader:
@@ -96,12 +97,24 @@ class ShardReader:
         self, ids: pl.Series, model_id: str | None, unit: str | None = None
     ) -> pl.DataFrame:
         """doc_id, text_hash, model_id, embedding of `ids`. The one place that knows where
-        vectors live (document_embeddings, per shard when it is partitioned by shard)."""
-        found = self.rows("document_embeddings", "documents", ids, unit)
-        if found.is_empty():
-            return pl.DataFrame(
-                schema={"doc_id": pl.String, "text_hash": pl.String, "model_id": pl.String}
-            )
-        if model_id is not None:
-            found = found.filter(pl.col("model_id") == model_id)
-        return found.select("doc_id", "text_hash", "model_id", "embedding")
+        vectors live: organic documents' in document_embeddings (partitioned by shard), rewrites'
+        in the clusters asset's synthetic_embeddings table. The unit's own place is read first;
+        the other only for ids still missing."""
+        sources = [("document_embeddings", "documents"), ("clusters", "synthetic_embeddings")]
+        if unit not in self.partitions("document_embeddings"):
+            sources.reverse()
+        found = []
+        missing = ids
+        for asset, table in sources:
+            if missing.is_empty():
+                break
+            rows = self.rows(asset, table, missing, unit, list(VECTOR_COLUMNS))
+            if model_id is not None and not rows.is_empty():
+                rows = rows.filter(pl.col("model_id") == model_id)
+            if not rows.is_empty():
+                found.append(rows)
+                missing = missing.filter(~missing.is_in(rows["doc_id"]))
+        if not found:
+            schema = {c: pl.String for c in VECTOR_COLUMNS[:3]}
+            return pl.DataFrame(schema={**schema, "embedding": pl.List(pl.Float32)})
+        return pl.concat(found, how="diagonal_relaxed").select(VECTOR_COLUMNS)

@@ -116,15 +116,15 @@ def lake(tmp_path_factory) -> Lake:
     with lake.publish("rephrased_documents") as out:
         out.write("documents", pa.Table.from_pylist(rewrites, REPHRASED_SCHEMA), REPHRASED_SCHEMA)
         keys = [(r["doc_id"], content_hash(r["text"])) for r in rewrites]
-    with lake.publish("document_embeddings") as out:
-        table = to_table(keys, MODEL_ID, _vectors([r["text"] for r in rewrites]))
-        out.write("documents", table, table.schema)
     corpus = corpus_documents(lake).select("doc_id", "text", "language").collect()
     with lake.publish("clusters") as out:
         clusters = corpus.select("doc_id").with_columns(
             (pl.int_range(pl.len()) % 3).cast(pl.Int32).alias("cluster_id")
         )
         out.write("documents", clusters, clusters.to_arrow().schema)
+        # rewrites' vectors live with the clusters asset (it embeds them)
+        table = to_table(keys, MODEL_ID, _vectors([r["text"] for r in rewrites]))
+        out.write("synthetic_embeddings", table, table.schema)
     _train_scorers(lake, corpus)
     return lake
 
@@ -168,7 +168,7 @@ def _train_scorers(lake: Lake, corpus: pl.DataFrame) -> None:
     with lake.publish("llm_ratings") as out:
         out.write("documents", rated.select("doc_id"), pa.schema([("doc_id", pa.string())]))
         out.write("ratings", ratings, ratings.to_arrow().schema)
-    embedded = lake.scan("document_embeddings").select("doc_id", "embedding").collect()
+    embedded = _all_vectors(lake)
     vectors, targets, ids = rating_targets(ratings, embedded, list(DIMENSIONS))
     heads, reports = fit_heads(vectors, targets, 3, 0)
     rows = [
@@ -189,6 +189,19 @@ def _train_scorers(lake: Lake, corpus: pl.DataFrame) -> None:
 
 
 # ------------------------------------------------------------------ the computation before #16
+
+
+def _all_vectors(lake: Lake) -> pl.DataFrame:
+    """Every vector at once: organic ones per shard, rewrites' in the clusters asset."""
+    return pl.concat(
+        [
+            lake.scan(asset, table).select("doc_id", "embedding").collect()
+            for asset, table in (
+                ("document_embeddings", "documents"),
+                ("clusters", "synthetic_embeddings"),
+            )
+        ]
+    )
 
 
 def reference_scores(lake: Lake, policy: ScoringPolicy) -> pl.DataFrame:
@@ -222,7 +235,7 @@ def reference_scores(lake: Lake, policy: ScoringPolicy) -> pl.DataFrame:
         )
     }
     scores |= {dim: np.full(docs.height, np.nan) for dim in DIMENSIONS}
-    vectors = lake.scan("document_embeddings").select("doc_id", "embedding").collect()
+    vectors = _all_vectors(lake)
     aligned = docs.select("doc_id").join(vectors, on="doc_id", how="left", maintain_order="left")
     matrix = np.asarray(aligned["embedding"].to_list(), dtype=np.float32)
     for dim, values in predict(scorers.heads, matrix).items():
@@ -312,8 +325,9 @@ def test_each_shard_is_read_by_partition(lake: Lake, monkeypatch) -> None:
     documents = {p for a, t, p in reads if (a, t) == ("cleaned_documents", "documents")}
     assert documents == shards
     vectors = [p for a, t, p in reads if a == "document_embeddings"]
-    assert set(vectors) == shards | {None}  # the unpartitioned rewrites: filtered by their ids
-    assert len(vectors) == 3
+    assert sorted(vectors) == sorted(shards)  # each shard's own partition, once
+    synthetic = [p for a, t, p in reads if (a, t) == ("clusters", "synthetic_embeddings")]
+    assert synthetic == [None]  # the rewrites' vectors, read once for the rewrites' unit
 
 
 # ------------------------------------------------------------------ statistics
