@@ -228,3 +228,44 @@ def test_requests_that_fail_are_quarantined_for_one_run_and_retried_by_the_next(
     finally:
         server.httpd.shutdown()
         server.httpd.server_close()
+
+
+@pytest.mark.slow
+def test_all_walks_every_shard_and_near_miss_takes_dropped_pages(foundry_home) -> None:
+    lake, instance = _ingest_one_shard(foundry_home)
+    near = {"selection": "near_miss", "near_miss_margin": 10.0, "max_new_documents": 50}
+    _materialize(lake, instance, ScriptedRewriter(), _config(near), expect_success=True)
+    first = pl.concat(
+        [
+            lake.scan("rephrased_documents").select("source_doc_id").collect(),
+            _dropped_sources(lake),
+        ]
+    )
+    dropped_by_cleaning = set(lake.scan("cleaned_documents", "dropped").collect()["doc_id"])
+    assert first.height > 0 and set(first["source_doc_id"]) <= dropped_by_cleaning
+
+    everything = {"selection": "all", "styles": ["wrap_qa"], "batch_size": 4}
+    _materialize(lake, instance, ScriptedRewriter(), _config(everything), expect_success=True)
+    removed = lake.scan("duplicate_clusters", "dropped").select("doc_id")
+    organic = lake.scan("cleaned_documents").join(removed, on="doc_id", how="anti")
+    organic = organic.filter(pl.col("language") == "en").collect()
+    qa = pl.concat(
+        [
+            lake.scan("rephrased_documents")
+            .filter(pl.col("style_id") == "wrap_qa")
+            .select("source_doc_id")
+            .collect(),
+            _dropped_sources(lake, "wrap_qa"),
+        ]
+    )
+    assert sorted(qa["source_doc_id"]) == sorted(organic["doc_id"]), "each once, none left"
+
+
+def _config(settings: dict) -> dict:
+    return {"ops": {"rephrased_documents": {"config": settings}}}
+
+
+def _dropped_sources(lake: Lake, style: str = "") -> pl.DataFrame:
+    dropped = lake.scan("rephrased_documents", "dropped").collect()
+    dropped = dropped.filter(pl.col("detail").str.contains(f"style={style}"))
+    return dropped.select(pl.col("detail").str.extract(r"source=(\S+)").alias("source_doc_id"))

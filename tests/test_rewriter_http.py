@@ -19,8 +19,15 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from assets.documents import Drop
 from assets.rephrased.quality import QualityPolicy
-from assets.rephrased.rewrite import ChunkLimits, rewrite_batch
+from assets.rephrased.rewrite import (
+    REQUEST_FAILED,
+    ChunkLimits,
+    RewriteKey,
+    rewrite_batch,
+    rewrite_documents,
+)
 from assets.rephrased.styles import get_style
 from resources.langid import LanguageIdentifier
 from resources.models import prepare_smollm2
@@ -126,6 +133,32 @@ def test_http_requests_carry_their_seed_and_a_rerun_gives_the_same_text(server) 
     assert [g.text for g in again] == [g.text for g in first][::-1]
 
 
+def test_the_stream_keeps_max_in_flight_requests_at_vllm_serve(server: VllmServer) -> None:
+    """96 short requests: the client holds 64 at once at the server, each answer carries its
+    seed; every document of a streamed rewrite comes back as a row or a quality drop."""
+    rewriter = _rewriter(server, max_tokens=8)
+    conversations = [get_style("wrap_wikipedia").messages(d["text"]) for d in DOCS * 48]
+    answers = dict(rewriter.chat_stream(enumerate(conversations)))
+    assert sorted(answers) == list(range(96))
+    assert all(a.completion_tokens > 0 and a.seed == rewriter.seed for a in answers.values())
+    assert rewriter.http_stats()["in_flight_peak"] == {server.url: 64}
+    style = get_style("wrap_qa")
+    items = list(
+        rewrite_documents(
+            ((style, d) for d in DOCS),
+            rewriter,
+            LanguageIdentifier().identify,
+            QualityPolicy(),
+            ChunkLimits(),
+            batch_size=8,
+        )
+    )
+    key = RewriteKey(style.style_id, style.version, style.prompt_hash, rewriter.model_id())
+    ids = sorted(i.doc_id if isinstance(i, Drop) else i["doc_id"] for i in items)
+    assert ids == sorted(key.rewrite_id(d["doc_id"]) for d in DOCS)
+    assert not any(isinstance(i, Drop) and i.rule == REQUEST_FAILED for i in items)
+
+
 def test_a_server_killed_mid_run_is_retried_until_it_is_back(server: VllmServer) -> None:
     rewriter = _rewriter(server, max_retries=12, request_timeout_s=30)
     conversations = [get_style("wrap_wikipedia").messages(d["text"]) for d in DOCS * 4]
@@ -146,7 +179,6 @@ def test_a_server_killed_mid_run_is_retried_until_it_is_back(server: VllmServer)
 def test_http_backend_runs_every_style(server: VllmServer) -> None:
     """Each style's outcome is a row that records its seed or a drop with its rule; how many
     sampled rewrites pass is not asserted (issue #15, item 9)."""
-    from assets.documents import Drop
     from assets.rephrased.styles import load_styles
 
     rewriter = _rewriter(server)
