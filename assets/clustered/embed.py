@@ -79,6 +79,17 @@ def previous_synthetic_embeddings(lake: Lake, model_id: str) -> pl.DataFrame:
     return scan.filter(pl.col("model_id") == model_id).collect()
 
 
+def all_vectors(lake: Lake, model_id: str) -> pl.LazyFrame:
+    """Every corpus vector of one model: organic (document_embeddings, per shard) and synthetic
+    (clusters' synthetic_embeddings). A reader declares both assets in its deps."""
+    frames = [lake.scan("document_embeddings")]
+    if lake.has("clusters", "synthetic_embeddings"):
+        frames.append(lake.scan("clusters", "synthetic_embeddings"))
+    columns = ["doc_id", "text_hash", "model_id", "embedding"]
+    scans = [f.select(columns).filter(pl.col("model_id") == model_id) for f in frames]
+    return pl.concat(scans, how="vertical_relaxed")
+
+
 def synthetic_documents(lake: Lake) -> pl.LazyFrame:
     """Accepted rewrites with the hash of their text (computed here: the table has none)."""
     schema = {"doc_id": pl.String, "text_hash": pl.String, "text": pl.String, "language": pl.String}

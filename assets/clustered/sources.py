@@ -44,8 +44,9 @@ class SourceReader:
 
     def _organic(self, shard: str) -> pl.DataFrame:
         """The shard's cleaned documents minus those duplicate_clusters removed (the organic
-        logic of assets/corpus.py, read for one shard: the removed ids are filtered by the
-        shard's ids while they are scanned, so no corpus-wide set is held)."""
+        logic of assets/corpus.py, read for one shard: the shard's partition of the removals
+        when they are partitioned by shard, else the removed ids filtered by the shard's ids
+        while they are scanned, so no corpus-wide set is held)."""
         docs = (
             self.lake.scan("cleaned_documents", partitions=[shard])
             .select("doc_id", "language")
@@ -53,8 +54,9 @@ class SourceReader:
         )
         if not self.lake.has("duplicate_clusters", "dropped"):
             return docs
+        parts = {f.partition for f in self.lake.files("duplicate_clusters", "dropped")}
         removed = (
-            self.lake.scan("duplicate_clusters", "dropped")
+            self.lake.scan("duplicate_clusters", "dropped", [shard] if shard in parts else None)
             .select("doc_id")
             .filter(pl.col("doc_id").is_in(docs["doc_id"].implode()))
             .collect()

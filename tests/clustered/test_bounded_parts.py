@@ -38,7 +38,7 @@ def test_fast_embedder_is_deterministic_unit_length_and_meaningful(fast: Embedde
 def test_fast_model_id_names_parameters_and_reference(fast: Embedder) -> None:
     model_id = fast.model_id()
     assert (
-        model_id.startswith(f"{FAST_MODEL}:") and reference_hash(str(SAMPLE_CRAWL_DIR)) in model_id
+        model_id.startswith(f"{FAST_MODEL}-") and reference_hash(str(SAMPLE_CRAWL_DIR)) in model_id
     )
     assert Embedder(model=FAST_MODEL, fast_dimension=128).model_id() != model_id
     assert Embedder(model=FAST_MODEL, fast_seed=1).model_id() != model_id
