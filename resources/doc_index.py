@@ -4,8 +4,8 @@
 index lets them open a bounded number of small sorted files instead of every data file.
 
 - At publish (outside the catalog lock), each version writes a *segment*: the keys of its traced
-  tables with their row numbers, sorted by key, into its own folder (`_doc_index.parquet`), and
-  drops a marker into `<lake>/_doc_index/pending/`.
+  tables with their row numbers, sorted by key (`segments/<asset>/<partition>/<version>.parquet`),
+  and once its folder is in place drops a marker naming it into `pending/`.
 - Compaction is an LSM tree, size-tiered: once FANOUT segments are pending, one publisher (the
   one that wins a file lock) merges them into a sorted *run*; FANOUT runs of one level merge
   into one run of the next. A lookup reads the pending segments and at most FANOUT - 1 runs per
@@ -39,7 +39,6 @@ import duckdb
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-SEGMENT = "_doc_index.parquet"  # a version's own index, inside its folder
 KEY_COLUMNS = ("doc_id", "sample_id", "url")
 # The tables (as view names) that lineage reads by key: orchestration/lineage.py.
 TRACED_VIEWS = frozenset(
@@ -93,13 +92,17 @@ def traced_view(asset: str, table_name: str) -> str:
 
 def write_segment(
     index: DocIndex,
-    folder: Path,
+    name: str,
     asset: str,
     partition: str,
     version: str,
     tables: Mapping[str, Path],
-) -> bool:
-    """Write the segment of one version into its (staging) folder; False if nothing is traced."""
+) -> Path | None:
+    """Write the segment of one version, its files still in staging, to
+    `segments/<name>.parquet`; None when the version has no traced table.
+
+    A segment is only read once its marker is in `pending/` (after the version's folder is in
+    place), and its rows only count for versions the catalog lists."""
     selects = []
     for table, path in sorted(tables.items()):
         if traced_view(asset, table) not in TRACED_VIEWS:
@@ -113,17 +116,21 @@ def write_segment(
                 f"file_row_number = true) WHERE {column} IS NOT NULL"
             )
     if not selects:
-        return False
+        return None
     body = " UNION ALL ".join(selects)
     index.start()
+    segment = index.root / "segments" / f"{name}.parquet"
+    segment.parent.mkdir(parents=True, exist_ok=True)
+    tmp = segment.with_name(f".{segment.name}")
     with _duckdb(index.root) as con:
         con.execute(
             f"COPY (SELECT key, {_literal(asset)} AS asset, {_literal(partition)} AS partition, "
             f"{_literal(version)} AS version, table_name, row FROM ({body}) ORDER BY key) "
-            f"TO {_literal(str(folder / SEGMENT))} "
+            f"TO {_literal(str(tmp))} "
             f"(FORMAT parquet, ROW_GROUP_SIZE {ROW_GROUP_ROWS}, COMPRESSION zstd)"
         )
-    return True
+    tmp.rename(segment)
+    return segment
 
 
 class DocIndex:

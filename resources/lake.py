@@ -38,7 +38,7 @@ from fsspec.implementations.local import LocalFileSystem
 from pydantic import Field, PrivateAttr
 
 from resources.catalog import DOC_INDEX, UNPARTITIONED, Catalog, TableVersion
-from resources.doc_index import SEGMENT, DocIndex, write_segment
+from resources.doc_index import DocIndex, write_segment
 from resources.settings import foundry_home
 
 LAKE_URL_ENV = "FOUNDRY_LAKE_URL"
@@ -248,12 +248,11 @@ class Lake(ConfigurableResource):
             version = f"{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}-{safe_key((run_id or 'adhoc')[:8])}"
             index = self.doc_index
             files = {name: sink.path for name, sink in writer.sinks.items()}
-            indexed = index is not None and write_segment(
-                index, staging, asset, partition, version, files
-            )
-            final = self._move_into_place(staging, f"{asset}/{part_dir}/{version}")
-            if indexed:
-                index.add(f"{final}/{SEGMENT}")
+            relative = f"{asset}/{part_dir}/{version}"
+            segment = index and write_segment(index, relative, asset, partition, version, files)
+            final = self._move_into_place(staging, relative)
+            if index and segment:
+                index.add(segment)
             tables = [
                 TableVersion(asset, partition, version, name, f"{final}/{name}.parquet", rows)
                 for name, rows in writer.row_counts().items()
