@@ -133,7 +133,7 @@ class MixedConfig(dg.Config):
     )
     search: SearchConfig = Field(default_factory=SearchConfig)
     memory_limit: str = Field(
-        "1GB", description="DuckDB memory limit for the mixture's joins and aggregates (spills)."
+        "512MB", description="DuckDB memory limit for the mixture's joins and aggregates (spills)."
     )
     threads: int = Field(2, ge=1, description="DuckDB threads.")
 

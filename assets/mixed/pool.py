@@ -22,6 +22,7 @@ from resources.lake import Lake, TableSink
 from resources.tokenizer import TokenCounter
 
 SYNTHETIC_PART_ROWS = 10_000
+POOL_BUCKET_ROWS = 20_000  # documents per hash bucket of the pool's joins
 UNIT = 2.0**53  # u = 53 bits of md5(seed:salt:doc_id): exact in a double, stable everywhere
 
 
@@ -122,31 +123,69 @@ def count_synthetic(
 
 
 def build_pool(
-    con: duckdb.DuckDBPyConnection, sources: Sources, out: Path, seed: int, high_bucket: int
+    con: duckdb.DuckDBPyConnection,
+    sources: Sources,
+    out: Path,
+    seed: int,
+    high_bucket: int,
+    bucket_rows: int = POOL_BUCKET_ROWS,
 ) -> None:
-    """Join the corpus with token counts, clusters and scores out of core; sort by part."""
+    """Join the corpus with token counts, clusters and scores out of core; sort by part.
+
+    The joins run one doc_id-hash bucket of about `bucket_rows` documents at a time, so their
+    hash tables stay that size whatever the corpus; the final sort spills to disk."""
     _views(con, sources)
-    tier = f"CASE WHEN s.quality_bucket >= {int(high_bucket)} THEN 'hq' ELSE 'lq' END"
+    rows = con.sql("SELECT count(*) FROM corpus").fetchall()[0][0]
+    buckets = max(1, math.ceil(rows / bucket_rows))
+    shuffled = out.parent / f"{out.stem}_shuffle"
+    for name in ("corpus", "clustered_out", "counts", "assigned", "scored"):
+        _shuffle(con, name, shuffled / name, buckets)
+    joined = out.parent / f"{out.stem}_buckets"
+    joined.mkdir(exist_ok=True)
+    for bucket in range(buckets):
+        query = _joined(shuffled, bucket, seed, high_bucket)
+        con.sql(f"COPY ({query}) TO '{joined}/{bucket}.parquet' (FORMAT parquet)")
     con.sql(
-        f"""
-        COPY (
-            SELECT c.doc_id, c.part, c.origin, t.tokens, k.cluster_id, s.quality_score,
-                   s.quality_bucket,
-                   'c' || k.cluster_id || '-' || {tier} || '-' || c.origin AS domain,
-                   {unit_hash_sql(seed, "mix", "c.doc_id")} AS u,
-                   CASE WHEN k.cluster_id IS NULL THEN 'mixed:missing_cluster'
-                        WHEN s.quality_score IS NULL THEN 'mixed:missing_score'
-                        WHEN t.tokens IS NULL THEN 'mixed:missing_token_count' END AS lost
-            FROM corpus c
-            ANTI JOIN clustered_out d ON c.doc_id = d.doc_id
-            LEFT JOIN counts t ON c.doc_id = t.doc_id
-            LEFT JOIN assigned k ON c.doc_id = k.doc_id
-            LEFT JOIN scored s ON c.doc_id = s.doc_id
-            ORDER BY c.part
-        ) TO '{out}' (FORMAT parquet, ROW_GROUP_SIZE 50000)
-        """
+        f"COPY (SELECT * FROM read_parquet('{joined}/*.parquet') ORDER BY part) "
+        f"TO '{out}' (FORMAT parquet, ROW_GROUP_SIZE 50000)"
     )
     con.sql(f"CREATE OR REPLACE VIEW pool AS SELECT * FROM read_parquet('{out}')")
+
+
+def _shuffle(con: duckdb.DuckDBPyConnection, view: str, folder: Path, buckets: int) -> None:
+    """One pass over a join input, split into doc_id-hash buckets (one file per bucket)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for bucket in range(buckets):  # an empty bucket still gets its (empty) file
+        con.sql(f"COPY (SELECT * FROM {view} WHERE false) TO '{folder}/empty_{bucket}.parquet'")
+    con.sql(
+        f"COPY (SELECT *, hash(doc_id) % {buckets} AS bucket FROM {view}) TO '{folder}' "
+        "(FORMAT parquet, PARTITION_BY (bucket), OVERWRITE_OR_IGNORE true)"
+    )
+
+
+def _joined(shuffled: Path, bucket: int, seed: int, high_bucket: int) -> str:
+    """The pool rows of one doc_id-hash bucket: each join input read from its bucket's files."""
+
+    def read(name: str) -> str:
+        files = [f"{shuffled}/{name}/empty_{bucket}.parquet"]
+        files += [str(p) for p in sorted((shuffled / name / f"bucket={bucket}").glob("*.parquet"))]
+        return f"read_parquet({sql_list(files)}, union_by_name = true, hive_partitioning = false)"
+
+    tier = f"CASE WHEN s.quality_bucket >= {int(high_bucket)} THEN 'hq' ELSE 'lq' END"
+    return f"""
+        SELECT c.doc_id, c.part, c.origin, t.tokens, k.cluster_id, s.quality_score,
+               s.quality_bucket,
+               'c' || k.cluster_id || '-' || {tier} || '-' || c.origin AS domain,
+               {unit_hash_sql(seed, "mix", "c.doc_id")} AS u,
+               CASE WHEN k.cluster_id IS NULL THEN 'mixed:missing_cluster'
+                    WHEN s.quality_score IS NULL THEN 'mixed:missing_score'
+                    WHEN t.tokens IS NULL THEN 'mixed:missing_token_count' END AS lost
+        FROM {read("corpus")} c
+        ANTI JOIN {read("clustered_out")} d ON c.doc_id = d.doc_id
+        LEFT JOIN {read("counts")} t ON c.doc_id = t.doc_id
+        LEFT JOIN {read("assigned")} k ON c.doc_id = k.doc_id
+        LEFT JOIN {read("scored")} s ON c.doc_id = s.doc_id
+    """
 
 
 def _views(con: duckdb.DuckDBPyConnection, sources: Sources) -> None:

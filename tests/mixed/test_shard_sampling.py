@@ -26,12 +26,8 @@ def write(frame: pl.DataFrame, path: Path) -> str:
     return str(path)
 
 
-def draw(
-    docs: pl.DataFrame, shard_of: pl.Expr, tmp: Path, policy: MixturePolicy, **config
-) -> tuple[pl.DataFrame, dict]:
-    """Copies per document through the asset's own steps, shards processed in reverse order.
-
-    Organic documents go to the shards `shard_of` names; rewrites to one rephrased file."""
+def sources_for(docs: pl.DataFrame, shard_of: pl.Expr, tmp: Path) -> Sources:
+    """Organic documents in the shards `shard_of` names; rewrites in one rephrased file."""
     tmp.mkdir(parents=True, exist_ok=True)
     organic = docs.filter(pl.col("origin") == "organic").with_columns(shard_of.alias("shard"))
     synthetic = docs.filter(pl.col("origin") == "synthetic")
@@ -50,6 +46,14 @@ def draw(
         clusters=[write(docs.select("doc_id", "cluster_id"), tmp / "clusters.pq")],
         scores=[write(docs.select("doc_id", "quality_score", "quality_bucket"), tmp / "scores.pq")],
     )
+    return sources
+
+
+def draw(
+    docs: pl.DataFrame, shard_of: pl.Expr, tmp: Path, policy: MixturePolicy, **config
+) -> tuple[pl.DataFrame, dict]:
+    """Copies per document through the asset's own steps, shards processed in reverse order."""
+    sources = sources_for(docs, shard_of, tmp)
     con = connect(tmp, "256MB", 1)
     count_synthetic(con, sources, TokenCounter(), tmp / "synthetic_tokens.parquet")
     build_pool(con, sources, tmp / "pool.parquet", policy.seed, high_bucket=3)
@@ -145,3 +149,17 @@ def test_a_budget_past_the_corpus_repeats_documents_up_to_max_repeats(
     capped, _ = draw(organic, by_language(), tmp_path / "b", tight)
     assert capped["n"].max() == 2
     assert (capped["tokens"] * capped["n"]).sum() == 2 * corpus, "short rather than a third epoch"
+
+
+def test_the_pool_is_the_same_joined_in_one_bucket_or_many(
+    faq_docs: pl.DataFrame, tmp_path: Path
+) -> None:
+    sources = sources_for(faq_docs, by_language(), tmp_path)
+    con = connect(tmp_path, "256MB", 1)
+    count_synthetic(con, sources, TokenCounter(), tmp_path / "synthetic_tokens.parquet")
+    pools = []
+    for rows in (10**9, 40):  # one bucket; 13 buckets
+        build_pool(con, sources, tmp_path / f"pool{rows}.parquet", 0, 3, bucket_rows=rows)
+        pools.append(con.sql("SELECT * FROM pool ORDER BY doc_id").pl())
+    assert pools[0].height == faq_docs.height and pools[0]["lost"].null_count() == faq_docs.height
+    assert pools[0].equals(pools[1])
