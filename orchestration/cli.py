@@ -293,9 +293,16 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
+# Statements that change a database: the catalog is opened read-only, but its views are TEMP
+# views of the connection, which DuckDB would let a DROP or CREATE OR REPLACE change.
+_WRITES = {"CREATE", "DROP", "INSERT", "UPDATE", "DELETE", "ALTER", "MERGE_INTO", "VACUUM"}
+
+
 def _sql(args: argparse.Namespace) -> int:
     import duckdb
 
+    if any(s.type.name in _WRITES for s in duckdb.extract_statements(args.query)):
+        raise UserError("foundry sql only reads: the pipeline writes the catalog (run foundry run)")
     with _catalog().connect(read_only=True) as con:
         try:
             result = con.sql(args.query)

@@ -271,3 +271,17 @@ def _generate_runs(index: DocIndex, shards: int, docs: int) -> None:
             start += width
             count += 1
     assert start == shards - shards % FANOUT
+
+
+def test_foundry_sql_cannot_change_the_views_readers_define(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from orchestration.cli import main
+
+    monkeypatch.setenv("FOUNDRY_HOME", str(tmp_path))
+    _catalog_with_files(tmp_path, 3)
+    for query in ("DROP VIEW cleaned_documents", "CREATE OR REPLACE VIEW x AS SELECT 1"):
+        assert main(["sql", query]) == 1
+        assert "foundry sql only reads" in capsys.readouterr().err
+    assert main(["sql", "SELECT count(*) AS n FROM cleaned_documents"]) == 0
+    assert "6" in capsys.readouterr().out
