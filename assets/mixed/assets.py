@@ -201,6 +201,8 @@ def training_mixture(
     with tempfile.TemporaryDirectory(prefix="foundry-mixture-") as tmp:
         work = Path(tmp)
         con = connect(work, config.memory_limit, config.threads)
+        if lake.remote:  # DuckDB reads the lake's files through the lake's own fsspec filesystem
+            con.register_filesystem(lake.filesystem)
         count_synthetic(con, sources, tokens, work / "synthetic_tokens.parquet")
         build_pool(con, sources, work / "pool.parquet", config.seed, config.high_quality_bucket)
         draws = work / "draws.parquet"
