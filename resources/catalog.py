@@ -60,7 +60,8 @@ class TableVersion:
 
 
 class Catalog:
-    """`index_dir`: the lake's doc index (local lakes; None for a lake on object storage)."""
+    """`index_dir`: the lake's doc index (resources/doc_index.py) for trace and why; by default
+    the one of the default lake beside the catalog, None for a lake on object storage."""
 
     def __init__(
         self,

@@ -10,7 +10,7 @@ index lets them open a bounded number of small sorted files instead of every dat
   one that wins a file lock) merges them into a sorted *run*; FANOUT runs of one level merge
   into one run of the next. A lookup reads the pending segments and at most FANOUT - 1 runs per
   level. Big runs are split into buckets by key prefix (`b=<prefix>/`), so a lookup opens one
-  small file per run and DuckDB reads one row group of it.
+  small file per run, and reads the key column of the row groups whose range holds the key.
 - Keys: a hex id (doc_id) is its own key, so its hex prefix spreads over the buckets; any other
   value (sample_id, URL) is keyed by its md5, for the same reason.
 - The index never decides what is current: a hit is kept only if the catalog says its version
