@@ -31,7 +31,7 @@ import pyarrow as pa
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
-from assets.cleaned.minhash import MinHashConfig, MinHasher, estimated_jaccards, exact_jaccard
+from assets.cleaned.minhash import MinHashConfig, MinHasher, estimated_jaccards, shingle_hashes
 from assets.cleaned.signatures import sign_into
 from assets.documents import DROPPED_SCHEMA
 from assets.measures import heuristic_signals
@@ -402,37 +402,68 @@ def _previous_checks(con: duckdb.DuckDBPyConnection, lake: Lake, key: str) -> No
 
 
 def _compare_texts(con: duckdb.DuckDBPyConnection, files: SignatureFiles, ngram: int) -> int:
-    """Exact Jaccard of every pair in `todo`, CONFIRM_BATCH pairs at a time; each batch reads
-    only its documents' texts, from only its shards' cleaned files."""
+    """Exact Jaccard of every pair in `todo`. Each shard's cleaned file is read once, for its
+    candidates' texts only, which become their distinct shingle hashes (a DuckDB table that
+    spills); then the pairs compare those sets, CONFIRM_BATCH pairs at a time."""
+    con.execute(
+        "CREATE TABLE wanted AS SELECT a AS doc_id, shard_a AS shard FROM todo "
+        "UNION SELECT b, shard_b FROM todo"
+    )
+    con.execute("CREATE TABLE shingled (doc_id VARCHAR, hashes UBIGINT[])")
+    shards = [s for (s,) in con.execute("SELECT DISTINCT shard FROM wanted").fetchall()]
+    for shard in sorted(shards):
+        reader = con.cursor().sql(
+            f"SELECT doc_id, text FROM read_parquet('{_quote(files.cleaned[shard].path)}') "
+            f"WHERE doc_id IN (SELECT doc_id FROM wanted WHERE shard = '{_quote(shard)}')"
+        )
+        for batch in reader.to_arrow_reader(1024):
+            hashes = [np.unique(shingle_hashes(t, ngram)) for t in batch["text"].to_pylist()]
+            _insert(
+                con, "shingled", pa.table({"doc_id": batch["doc_id"], "hashes": _lists(hashes)})
+            )
     compared = 0
-    reader = con.cursor().sql("SELECT * FROM todo").to_arrow_reader(CONFIRM_BATCH)
-    texts_con = con.cursor()
-    for batch in reader:
-        rows = batch.to_pylist()
-        ids = pa.table({"doc_id": sorted({r[k] for r in rows for k in ("a", "b")})})
-        shards = sorted({r[k] for r in rows for k in ("shard_a", "shard_b")})
-        texts_con.register("wanted", ids)
-        listed = ", ".join(f"'{_quote(files.cleaned[s].path)}'" for s in shards)
-        texts = dict(
-            texts_con.execute(
-                f"SELECT doc_id, text FROM read_parquet([{listed}]) "
-                "WHERE doc_id IN (SELECT doc_id FROM wanted)"
-            ).fetchall()
-        )
-        texts_con.unregister("wanted")
-        checked = pa.table(
-            {
-                "hash_a": [r["hash_a"] for r in rows],
-                "hash_b": [r["hash_b"] for r in rows],
-                "similarity": [exact_jaccard(texts[r["a"]], texts[r["b"]], ngram) for r in rows],
-                "fresh": [True] * len(rows),
-            }
-        )
-        texts_con.register("checked", checked)
-        texts_con.execute("INSERT INTO checks SELECT * FROM checked")
-        texts_con.unregister("checked")
-        compared += len(rows)
+    reader = con.cursor().sql(
+        "SELECT t.hash_a, t.hash_b, x.hashes AS set_a, y.hashes AS set_b FROM todo t "
+        "JOIN shingled x ON x.doc_id = t.a JOIN shingled y ON y.doc_id = t.b"
+    )
+    for batch in reader.to_arrow_reader(CONFIRM_BATCH):
+        sets = zip(_arrays(batch["set_a"]), _arrays(batch["set_b"]), strict=True)
+        checked = {
+            "hash_a": batch["hash_a"],
+            "hash_b": batch["hash_b"],
+            "similarity": pa.array([_set_jaccard(a, b) for a, b in sets], pa.float64()),
+            "fresh": pa.array([True] * batch.num_rows),
+        }
+        _insert(con, "checks", pa.table(checked))
+        compared += batch.num_rows
     return compared
+
+
+def _set_jaccard(a: np.ndarray, b: np.ndarray) -> float:
+    """Jaccard of two sorted distinct hash arrays (``exact_jaccard`` on shingle hashes)."""
+    common = np.intersect1d(a, b, assume_unique=True).size
+    union = a.size + b.size - common
+    return common / union if union else 1.0
+
+
+def _lists(arrays: list[np.ndarray]) -> pa.Array:
+    offsets = np.cumsum([0] + [a.size for a in arrays])
+    values = np.concatenate(arrays) if arrays else np.empty(0, np.uint64)
+    return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), pa.array(values, pa.uint64()))
+
+
+def _arrays(column: pa.ChunkedArray | pa.Array) -> list[np.ndarray]:
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    values = column.values.to_numpy(zero_copy_only=False)
+    offsets = column.offsets.to_numpy()
+    return [values[offsets[i] : offsets[i + 1]] for i in range(len(column))]
+
+
+def _insert(con: duckdb.DuckDBPyConnection, table: str, rows: pa.Table) -> None:
+    con.register("incoming", rows)
+    con.execute(f"INSERT INTO {table} SELECT * FROM incoming")
+    con.unregister("incoming")
 
 
 def exact_pairs(con: duckdb.DuckDBPyConnection) -> int:
