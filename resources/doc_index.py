@@ -109,7 +109,7 @@ def write_segment(
             continue
         names = set(pq.read_schema(path).names)
         for column in (c for c in KEY_COLUMNS if c in names):
-            key = _KEY_SQL.format(v=column)
+            key = _KEY_SQL.format(v=f"CAST({column} AS VARCHAR)")
             selects.append(
                 f"SELECT {key} AS key, {_literal(table)} AS table_name, "
                 f"file_row_number AS row FROM read_parquet({_literal(str(path))}, "
