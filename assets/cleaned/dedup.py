@@ -311,23 +311,25 @@ def _score_candidates(con: duckdb.DuckDBPyConnection) -> None:
         "CREATE TABLE scored (a VARCHAR, b VARCHAR, hash_a VARCHAR, hash_b VARCHAR, "
         "shard_a VARCHAR, shard_b VARCHAR, estimate DOUBLE)"
     )
+    con.execute(  # one scan of the signatures, for the candidates' documents only
+        "CREATE TABLE candidate_docs AS SELECT doc_id, content_hash, shard, signature "
+        "FROM signed WHERE doc_id IN (SELECT a FROM candidates UNION SELECT b FROM candidates)"
+    )
     reader = con.cursor().sql(
         "SELECT c.a, c.b, x.content_hash AS hash_a, y.content_hash AS hash_b, "
         "x.shard AS shard_a, y.shard AS shard_b, x.signature AS sig_a, y.signature AS sig_b "
-        "FROM candidates c JOIN signed x ON x.doc_id = c.a JOIN signed y ON y.doc_id = c.b"
+        "FROM candidates c JOIN candidate_docs x ON x.doc_id = c.a "
+        "JOIN candidate_docs y ON y.doc_id = c.b"
     )
     for batch in reader.to_arrow_reader(READ_BATCH):
         estimates = estimated_jaccards(_matrix(batch["sig_a"]), _matrix(batch["sig_b"]))
-        scored = pa.table(
-            {
-                **{n: batch[n] for n in ("a", "b", "hash_a", "hash_b", "shard_a", "shard_b")},
-                "estimate": pa.array(estimates, pa.float64()),
-            }
-        )
-        con.register("scored_batch", scored)
-        con.execute("INSERT INTO scored SELECT * FROM scored_batch")
-        con.unregister("scored_batch")
+        scored = {
+            **{n: batch[n] for n in ("a", "b", "hash_a", "hash_b", "shard_a", "shard_b")},
+            "estimate": pa.array(estimates, pa.float64()),
+        }
+        _insert(con, "scored", pa.table(scored))
     con.execute("DROP TABLE candidates")
+    con.execute("DROP TABLE candidate_docs")
 
 
 def _matrix(column: pa.Array) -> np.ndarray:
