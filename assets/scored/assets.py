@@ -445,7 +445,12 @@ def quality_scores(
     context: dg.AssetExecutionContext, config: ScoredConfig, lake: Lake
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     """Every corpus document: RedPajama-style signals, classifier and distilled rating scores,
-    toxicity, one combined score (configured or learned weights) and its quintile bucket."""
+    toxicity, one combined score (configured or learned weights) and its quintile bucket.
+
+    A map over crawl shards, twice: each shard's features go to a scratch file, one streaming
+    aggregate gives mean and std per language, a bounded seeded sample the fill medians and the
+    bucket edges, then each shard is scored and streamed into the version (assets/scored/
+    statistics.py). Memory is bounded by a shard and the sample, not by the corpus."""
     publication = Publication(context, lake, SCORES_CONTRACT, CODE_VERSION)
     with (
         publication.write() as out,

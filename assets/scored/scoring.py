@@ -69,8 +69,37 @@ def score_corpus(lake: Lake, policy: ScoringPolicy, sink: TableSink, scratch: Pa
         )
     scorers = load_scorers(lake)
     reader = ShardReader(lake)
-    sample = BottomK(policy.sample_size, policy.seed)
     ratings = mean_ratings(lake) if policy.weighting == "learned" else None
+    files, drawn, rated = _features_map(reader, scorers, policy, ratings, scratch)
+    columns = sorted(KNOWN_INPUTS)
+    by = "language" if policy.standardise_by == "language" else None
+    scan = pl.scan_parquet([str(p) for _, p in files], glob=False) if files else None
+    features = scan if scan is not None else pl.LazyFrame(schema=FEATURES_FRAME)
+    stats = aggregate(features, columns, sample_medians(drawn, columns), by, policy.min_group)
+    weights, learned_note = _weights(policy, stats, rated, ratings)
+    weights, excluded = skilled(weights, scorers.heldout, *gates(policy))
+    sample_scores = weighted(stats.z(drawn), weights)
+    edges = bucket_edges(sample_scores)
+    rows = 0
+    for unit, path in files:
+        scored = score_frame(pl.read_parquet(path), stats, weights, edges)
+        clusters = _clusters(reader, scored["doc_id"], unit)
+        sink.write(scored.join(clusters, on="doc_id", how="left", maintain_order="left"))
+        rows += scored.height
+    drawn = drawn.with_columns(pl.Series("quality_score", sample_scores))
+    return ScoredCorpus(drawn, weights, excluded, learned_note, scorers, stats, edges, rows)
+
+
+def _features_map(
+    reader: ShardReader,
+    scorers: Scorers,
+    policy: ScoringPolicy,
+    ratings: pl.DataFrame | None,
+    scratch: Path,
+) -> tuple[list[tuple[str, Path]], pl.DataFrame, list[pl.DataFrame]]:
+    """Every unit's features into its own scratch file; on the way, the bounded sample and
+    the rated documents' rows (learned weights)."""
+    sample = BottomK(policy.sample_size, policy.seed)
     rated: list[pl.DataFrame] = []
     files = []
     for i, unit in enumerate(reader.units()):
@@ -82,32 +111,13 @@ def score_corpus(lake: Lake, policy: ScoringPolicy, sink: TableSink, scratch: Pa
                 if ratings is not None:
                     rated.append(frame.join(ratings.select("doc_id"), on="doc_id", how="semi"))
         files.append((unit, path))
-    columns = sorted(KNOWN_INPUTS)
     drawn = sample.frame if sample.frame is not None else pl.DataFrame(schema=FEATURES_FRAME)
-    medians = sample_medians(drawn, columns)
-    by = "language" if policy.standardise_by == "language" else None
-    scan = pl.scan_parquet([str(p) for _, p in files], glob=False) if files else None
-    features = scan if scan is not None else pl.LazyFrame(schema=FEATURES_FRAME)
-    stats = aggregate(features, columns, medians, by, policy.min_group)
-    weights, learned_note = _weights(policy, stats, rated, ratings)
-    weights, excluded = skilled(weights, scorers.heldout, *gates(policy))
-    sample_scores = weighted(stats.z(drawn), weights)
-    edges = bucket_edges(sample_scores)
-    rows = 0
-    for unit, path in files:
-        scored = score_frame(pl.read_parquet(path), stats, weights, edges)
-        clusters = reader.rows("clusters", "documents", scored["doc_id"], unit)
-        clusters = clusters.select("doc_id", "cluster_id") if "cluster_id" in clusters else None
-        scored = scored.join(
-            clusters if clusters is not None else _NO_CLUSTERS,
-            on="doc_id",
-            how="left",
-            maintain_order="left",
-        )
-        sink.write(scored)
-        rows += scored.height
-    drawn = drawn.with_columns(pl.Series("quality_score", sample_scores))
-    return ScoredCorpus(drawn, weights, excluded, learned_note, scorers, stats, edges, rows)
+    return files, drawn, rated
+
+
+def _clusters(reader: ShardReader, ids: pl.Series, unit: str) -> pl.DataFrame:
+    found = reader.rows("clusters", "documents", ids, unit, ["doc_id", "cluster_id"])
+    return found if "cluster_id" in found.columns else _NO_CLUSTERS
 
 
 def score_frame(
