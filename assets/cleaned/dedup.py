@@ -348,21 +348,40 @@ def _confirm(
     """Candidates become `edges` as configured: all of them (datatrove), those whose estimate
     reaches the threshold, or those whose exact Jaccard does (texts read for candidates only;
     checks of earlier runs reused by content hash)."""
-    config = policy.minhash
-    if config.confirm == "none":
-        con.execute("INSERT INTO edges SELECT a, b, estimate, 'minhash' FROM scored")
-        return
-    if config.confirm == "estimate":
-        con.execute(
-            "INSERT INTO edges SELECT a, b, estimate, 'minhash' FROM scored "
-            f"WHERE estimate >= {float(config.threshold)}"
-        )
-        return
-    key = policy.confirmation_key()
+    config, key = policy.minhash, policy.confirmation_key()
     con.execute(
         "CREATE TABLE checks (hash_a VARCHAR, hash_b VARCHAR, similarity DOUBLE, fresh BOOLEAN)"
     )
     _previous_checks(con, lake, key)
+    if config.confirm == "none":
+        con.execute("INSERT INTO edges SELECT a, b, estimate, 'minhash' FROM scored")
+    elif config.confirm == "estimate":
+        con.execute(
+            "INSERT INTO edges SELECT a, b, estimate, 'minhash' FROM scored "
+            f"WHERE estimate >= {float(config.threshold)}"
+        )
+    else:
+        _confirm_exactly(con, files, config, result)
+    # the checks that still concern current candidates go on to the next version, whatever
+    # this run's mode: a run with confirm "none" does not cost the next "exact" run its cache
+    reader = con.cursor().sql(
+        f"SELECT hash_a, hash_b, '{_quote(key)}' AS config, similarity FROM checks "
+        "WHERE (hash_a, hash_b) IN (SELECT (least(hash_a, hash_b), greatest(hash_a, hash_b)) "
+        "FROM scored)"
+    )
+    out.table("confirmations", CONFIRMATIONS_SCHEMA)
+    for batch in reader.to_arrow_reader(READ_BATCH):
+        out.write("confirmations", batch, CONFIRMATIONS_SCHEMA)
+
+
+def _confirm_exactly(
+    con: duckdb.DuckDBPyConnection,
+    files: SignatureFiles,
+    config: MinHashConfig,
+    result: DedupResult,
+) -> None:
+    """Edges of candidates whose exact Jaccard reaches the threshold: pairs of equal content
+    are 1.0, pairs checked before reuse their result, the rest compare their texts."""
     con.execute(
         "CREATE TABLE todo AS SELECT DISTINCT least(hash_a, hash_b) AS hash_a, "
         "greatest(hash_a, hash_b) AS hash_b, first(a) AS a, first(b) AS b, "
@@ -372,7 +391,12 @@ def _confirm(
         "scored.hash_b) AND k.hash_b = greatest(scored.hash_a, scored.hash_b)) "
         "GROUP BY ALL ORDER BY shard_a, shard_b"
     )
-    result.checks_reused = _count(con, "checks")
+    result.checks_reused = _scalar(
+        con,
+        "SELECT count(*) FROM (SELECT DISTINCT least(hash_a, hash_b) AS h1, "
+        "greatest(hash_a, hash_b) AS h2 FROM scored WHERE hash_a <> hash_b) s "
+        "JOIN checks k ON k.hash_a = s.h1 AND k.hash_b = s.h2",
+    )
     result.texts_compared = _compare_texts(con, files, config.ngram)
     con.execute(
         "INSERT INTO edges SELECT s.a, s.b, "
@@ -381,13 +405,6 @@ def _confirm(
         "AND k.hash_b = greatest(s.hash_a, s.hash_b) "
         f"WHERE s.hash_a = s.hash_b OR k.similarity >= {float(config.threshold)}"
     )
-    reader = con.cursor().sql(
-        f"SELECT hash_a, hash_b, '{_quote(key)}' AS config, similarity FROM checks "
-        "WHERE (hash_a, hash_b) IN (SELECT (least(hash_a, hash_b), greatest(hash_a, hash_b)) "
-        "FROM scored)"
-    )
-    for batch in reader.to_arrow_reader(READ_BATCH):
-        out.write("confirmations", batch, CONFIRMATIONS_SCHEMA)
 
 
 def _previous_checks(con: duckdb.DuckDBPyConnection, lake: Lake, key: str) -> None:

@@ -121,7 +121,9 @@ def test_a_new_shard_is_matched_against_stored_bands_without_re_signing(tmp_path
     signed_after = {f.partition: f.path for f in lake.files("minhash_signatures")}
     assert {s: signed_after[s] for s in signed_before} == signed_before, "old shards not re-signed"
     assert set(signed_after) == {"s1", "s2", "s3"}
-    assert again.checks_reused > 0
+    assert again.checks_reused > 0, "run 1's exact checks are not made again"
+    publish_duplicates(lake, NONE, "run3")  # a run without checks keeps the earlier ones
+    assert publish_duplicates(lake, DedupPolicy(), "run4").texts_compared == 0
 
     once = Lake(home=str(tmp_path / "once"))
     _publish_cleaned(once, "s1", first)
