@@ -2,7 +2,9 @@
 
 Checks run inside each asset (per partition) rather than as separate unpartitioned checks, which
 would load every partition at once. GX has no polars engine, so only the columns a suite needs
-(never `text`) are handed to it as pandas.
+(never `text`) are handed to it as pandas, in batches of at most `BATCH_ROWS` rows, so a corpus-wide
+table is checked in bounded memory. Uniqueness spans batches, so it is one out-of-core DuckDB
+GROUP BY over the table's files (spilling past `DUCKDB_MEMORY`), reported in GX's result form.
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, Metada
 log = logging.getLogger(__name__)
 
 
+BATCH_ROWS = 200_000
+DUCKDB_MEMORY = "256MB"
+EXAMPLES = 5
 DEFAULT_MAX_DROP_SHARE = 0.95
 MIN_ROWS_FOR_DROP_SHARE = 20  # below this an input is too small for a share to mean much
 
@@ -96,10 +101,11 @@ def contract_check(
     record: list[dict] | None = None,
 ) -> AssetCheckResult:
     """`record`, when given, receives great-expectations' own result of every expectation."""
-    failures = validate(pl.scan_parquet(list(paths), glob=False), contract, record=record)
+    scan = pl.scan_parquet(list(paths), glob=False)
+    failures = validate(scan, contract, record=record, paths=paths)
     if dropped_paths:
         scan = pl.scan_parquet(list(dropped_paths), glob=False)
-        failures += validate(scan, DROPPED_CONTRACT, table="dropped", record=record)
+        failures += validate(scan, DROPPED_CONTRACT, "dropped", record, dropped_paths)
     failures += drop_share_failures(contract, rows_in, dropped)
     return AssetCheckResult(
         check_name="contract",
@@ -127,26 +133,120 @@ def validate(
     contract: Contract,
     table: str = "documents",
     record: list[dict] | None = None,
+    paths: Sequence[str] | None = None,
 ) -> list[Failure]:
-    """Run the contract as a GX suite; returns the failed expectations, empty when all pass."""
+    """Run the contract as a GX suite; returns the failed expectations, empty when all pass.
+
+    `paths`: the Parquet files behind `frame`, which lets uniqueness run out of core."""
     present = frame.collect_schema().names()
     missing = [c for c in contract.columns if c not in present]
     if missing:
         return [Failure(table, f"missing columns {missing}")]
-    wanted = sorted({*contract.unique, *contract.not_null, *contract.ranges, *contract.allowed})
+    failures = [_unique(frame, column, table, record, paths) for column in contract.unique]
+    wanted = sorted({*contract.not_null, *contract.ranges, *contract.allowed})
     # Long text never goes to pandas: its length keeps the nulls a suite checks for.
     columns = [pl.col(c).str.len_chars() if c == "text" else pl.col(c) for c in wanted]
-    df = frame.select(columns).collect().to_pandas()
-    return _run_suite(df, contract, table, record)
+    per_batch: list[list[dict]] = []
+    if wanted:
+        for batch in frame.select(columns).collect_batches(chunk_size=BATCH_ROWS):
+            if batch.height:
+                per_batch.append(_run_suite(batch.to_pandas(), contract, table))
+    merged = _merge(per_batch)
+    if record is not None:
+        record.extend(merged)
+    return [f for f in failures if f is not None] + [
+        _failure(table, result) for result in merged if not result["success"]
+    ]
 
 
-def _run_suite(df, contract: Contract, table: str, record: list[dict] | None) -> list[Failure]:
+def _unique(
+    frame: pl.LazyFrame,
+    column: str,
+    table: str,
+    record: list[dict] | None,
+    paths: Sequence[str] | None,
+) -> Failure | None:
+    """Values of `column` seen more than once, across the whole table, counted out of core."""
+    query = (
+        f"SELECT {column} AS value, count(*) AS n FROM {{source}} "
+        f"WHERE {column} IS NOT NULL GROUP BY ALL HAVING count(*) > 1 ORDER BY n DESC"
+    )
+    if paths and not any("://" in p for p in paths):
+        import duckdb
+
+        con = duckdb.connect()
+        con.execute(f"SET memory_limit = '{DUCKDB_MEMORY}'")
+        files = ", ".join("'" + p.replace("'", "''") + "'" for p in paths)
+        repeated = pl.from_arrow(
+            con.execute(query.format(source=f"read_parquet([{files}])")).to_arrow_table()
+        )
+        con.close()
+    else:
+        counts = frame.group_by(column).agg(pl.len().alias("n"))
+        repeated = counts.filter(pl.col(column).is_not_null() & (pl.col("n") > 1)).collect()
+        repeated = repeated.rename({column: "value"}).sort("n", descending=True)
+    unexpected = int(repeated["n"].sum()) if repeated.height else 0
+    result = {
+        "table": table,
+        "success": unexpected == 0,
+        "expectation_config": {
+            "type": "expect_column_values_to_be_unique",
+            "kwargs": {"column": column},
+        },
+        "result": {
+            "unexpected_count": unexpected,
+            "partial_unexpected_list": [str(v) for v in repeated["value"].head(EXAMPLES)],
+        },
+    }
+    if record is not None:
+        record.append(result)
+    return None if result["success"] else _failure(table, result)
+
+
+def _merge(per_batch: list[list[dict]]) -> list[dict]:
+    """One result per expectation over all batches: failed if any batch failed, counts added."""
+    merged: list[dict] = []
+    for results in zip(*per_batch, strict=True):
+        first = results[0]
+        unexpected = sum((r.get("result") or {}).get("unexpected_count") or 0 for r in results)
+        examples = [
+            v for r in results for v in (r.get("result") or {}).get("partial_unexpected_list", [])
+        ]
+        merged.append(
+            {
+                **first,
+                "success": all(r["success"] for r in results),
+                "result": {
+                    **(first.get("result") or {}),
+                    "unexpected_count": unexpected,
+                    "partial_unexpected_list": examples[:20],
+                    "batches": len(results),
+                },
+            }
+        )
+    return merged
+
+
+def _failure(table: str, result: dict) -> Failure:
+    config = result.get("expectation_config") or {}
+    details = result.get("result") or {}
+    examples = tuple(str(v)[:80] for v in details.get("partial_unexpected_list", [])[:EXAMPLES])
+    return Failure(
+        table,
+        config.get("type", "expectation"),
+        str((config.get("kwargs") or {}).get("column", "")),
+        details.get("unexpected_count"),
+        examples,
+    )
+
+
+def _run_suite(df, contract: Contract, table: str) -> list[dict]:
+    """great-expectations' result (as JSON) of every non-uniqueness expectation on one batch."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
     import great_expectations as gx
     import great_expectations.expectations as gxe
 
     expectations: list = []
-    expectations += [gxe.ExpectColumnValuesToBeUnique(column=c) for c in contract.unique]
     expectations += [gxe.ExpectColumnValuesToNotBeNull(column=c) for c in contract.not_null]
     for col, (low, high) in contract.ranges.items():
         expectations.append(
@@ -154,8 +254,6 @@ def _run_suite(df, contract: Contract, table: str, record: list[dict] | None) ->
         )
     for col, values in contract.allowed.items():
         expectations.append(gxe.ExpectColumnValuesToBeInSet(column=col, value_set=list(values)))
-    if df.empty:
-        return []
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = {"globally": False}
     batch = (
@@ -164,21 +262,4 @@ def _run_suite(df, contract: Contract, table: str, record: list[dict] | None) ->
         .add_batch_definition_whole_dataframe("all")
         .get_batch(batch_parameters={"dataframe": df})
     )
-    failures = []
-    for expectation in expectations:
-        result = batch.validate(expectation)
-        if record is not None:
-            record.append({"table": table, **result.to_json_dict()})
-        if not result.success:
-            details = result.result or {}
-            examples = tuple(str(v)[:80] for v in details.get("partial_unexpected_list", [])[:5])
-            failures.append(
-                Failure(
-                    table,
-                    expectation.expectation_type,
-                    str(getattr(expectation, "column", "")),
-                    details.get("unexpected_count"),
-                    examples,
-                )
-            )
-    return failures
+    return [{"table": table, **batch.validate(e).to_json_dict()} for e in expectations]
