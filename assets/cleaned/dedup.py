@@ -162,8 +162,10 @@ def deduplicate(lake: Lake, policy: DedupPolicy, out: VersionWriter) -> DedupRes
     rows_in = sum(f.row_count for f in files.cleaned.values())  # the catalog's count
     result = DedupResult(rows_in=rows_in, shards=len(files.cleaned))
     with _duckdb(policy) as con:
-        _register(con, lake, "signed", [f.path for f in files.documents])
-        _register(con, lake, "bands", [f.path for f in files.bands])
+        if lake.remote:  # DuckDB reads the lake's files through the lake's own filesystem
+            con.register_filesystem(lake.filesystem)
+        _register(con, "signed", [f.path for f in files.documents])
+        _register(con, "bands", [f.path for f in files.bands])
         _check_fresh(con, files, policy)
         con.execute("CREATE TABLE edges (a VARCHAR, b VARCHAR, similarity DOUBLE, method VARCHAR)")
         if policy.near_duplicates:
@@ -219,10 +221,9 @@ def _duckdb(policy: DedupPolicy) -> Iterator[duckdb.DuckDBPyConnection]:
             con.close()
 
 
-def _register(con: duckdb.DuckDBPyConnection, lake: Lake, name: str, paths: list[str]) -> None:
-    """A view over Parquet files of the lake; remote files go through the lake's fsspec."""
-    if any("://" in p for p in paths):
-        con.register_filesystem(lake.filesystem)
+def _register(con: duckdb.DuckDBPyConnection, name: str, paths: list[str]) -> None:
+    """A view over Parquet files of the lake (remote ones through the lake's fsspec filesystem,
+    registered once per connection by `deduplicate`)."""
     listed = ", ".join(f"'{_quote(p)}'" for p in paths)
     con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet([{listed}])")
 
@@ -413,7 +414,7 @@ def _previous_checks(con: duckdb.DuckDBPyConnection, lake: Lake, key: str) -> No
     previous = current_files(lake, "duplicate_clusters", "confirmations")
     if not previous:
         return
-    _register(con, lake, "previous", [f.path for f in previous])
+    _register(con, "previous", [f.path for f in previous])
     con.execute(
         "INSERT INTO checks SELECT hash_a, hash_b, any_value(similarity), false FROM previous "
         f"WHERE config = '{_quote(key)}' GROUP BY hash_a, hash_b"
