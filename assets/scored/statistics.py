@@ -15,6 +15,12 @@ the corpus; the score's quintile ranks are its buckets. Here the same numbers co
   pooled from the groups' (exact, Chan et al.'s parallel formulas).
 
 `ScoreStatistics.z` then applies them to any frame, shard by shard.
+
+One deliberate difference: a language whose values of a signal are all equal has no spread and
+takes the corpus z-score, as `standardise` intends (`std > 0`). `standardise` itself can miss
+that: its windowed mean of n equal values is not always exactly the value, so it finds a std of
+about 1e-17 and divides float noise by it (z-scores of +-8 for a constant signal, seen on
+generated corpora). Here "no spread" is decided exactly, by the group's min and max.
 """
 
 from __future__ import annotations
@@ -85,7 +91,8 @@ class ScoreStatistics:
             z = _z(pl.col(c), mean, std)
             if self.by is not None:
                 g_mean, g_std = pl.col(f"{c}_mean"), pl.col(f"{c}_std")
-                usable = (pl.col(_N) >= self.min_group) & (g_std > 0)
+                varies = pl.col(f"{c}_varies")
+                usable = (pl.col(_N) >= self.min_group) & (g_std > 0) & varies
                 z = pl.when(usable).then(_z(pl.col(c), g_mean, g_std)).otherwise(z)
             exprs.append(z.fill_null(0.0).alias(c))
         return values.sort("_row").select(exprs)
@@ -116,8 +123,11 @@ def aggregate(
         grouped = pl.when(in_sample).then(prepared(c).fill_null(pl.col(f"{c}_median")))
         values += [corpus.alias(f"{c}_corpus"), grouped.otherwise(corpus).alias(c)]
         stats += [pl.col(c).mean().alias(f"{c}_mean"), pl.col(c).std().alias(f"{c}_std")]
+        stats += [(pl.col(c).max() > pl.col(c).min()).alias(f"{c}_varies")]
         stats += [pl.col(f"{c}_corpus").mean().alias(f"{c}_cmean")]
         stats += [pl.col(f"{c}_corpus").std().alias(f"{c}_cstd")]
+        stats += [pl.col(f"{c}_corpus").min().alias(f"{c}_cmin")]
+        stats += [pl.col(f"{c}_corpus").max().alias(f"{c}_cmax")]
     groups = (
         features.join(
             per_language.lazy().with_columns(pl.lit(True).alias(_SAMPLED)),
@@ -131,8 +141,16 @@ def aggregate(
         .collect(engine="streaming")
         .sort(GROUP, nulls_last=True)
     )
-    overall = {c: pooled(groups, f"{c}_cmean", f"{c}_cstd") for c in columns}
+    overall = {c: _overall(groups, c) for c in columns}
     return ScoreStatistics(tuple(columns), overall_medians, groups, overall, by, min_group)
+
+
+def _overall(groups: pl.DataFrame, c: str) -> tuple[float | None, float | None]:
+    """Pooled corpus mean and std; the std is 0 when every value is the same (pooling the
+    groups' means would otherwise leave float noise where there is no spread)."""
+    mean, std = pooled(groups, f"{c}_cmean", f"{c}_cstd")
+    low, high = groups[f"{c}_cmin"].min(), groups[f"{c}_cmax"].max()
+    return (mean, 0.0) if std is not None and low == high else (mean, std)
 
 
 def pooled(groups: pl.DataFrame, mean: str, std: str) -> tuple[float | None, float | None]:

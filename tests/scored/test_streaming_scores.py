@@ -421,3 +421,27 @@ def test_rating_sample_is_the_stable_sample_of_the_corpus(lake: Lake) -> None:
     assert sample["doc_id"].to_list() == sorted(stable_sample(english, 7, 5))
     assert sample.columns == ["doc_id", "origin", "language", "text"]
     assert rating_sample(lake, None, 10**6, 0).height == corpus.height
+
+
+def test_a_language_without_spread_takes_the_corpus_z_score(tmp_path) -> None:
+    """86 equal values (a signal copied from one page, as on generated corpora): no spread, so
+    the corpus statistics apply, decided exactly; the windowed std of `standardise` finds about
+    1e-17 there and turns float noise into z-scores far from the corpus ones."""
+    rng = np.random.default_rng(0)
+    value = 0.039900249376558575
+    frame = pl.DataFrame(
+        {
+            "language": ["pl"] * 86 + ["en"] * 200,
+            "x": [value] * 86 + rng.uniform(0, 0.2, 200).tolist(),
+        }
+    )
+    frame.write_parquet(tmp_path / "f.parquet")
+    stats = aggregate(
+        pl.scan_parquet(tmp_path / "f.parquet"), ["x"], sample_medians(frame, ["x"]), "language", 3
+    )
+    z = stats.z(frame)["x"].to_numpy()
+    corpus = standardise(frame, ["x"], None, 3)["x"].to_numpy()
+    by_language = standardise(frame, ["x"], "language", 3)["x"].to_numpy()
+    assert np.allclose(z[:86], corpus[:86])  # no spread: the corpus z-score
+    assert np.allclose(z[86:], by_language[86:])  # spread: the language's own
+    assert not np.allclose(by_language[:86], corpus[:86])  # the noise this avoids
