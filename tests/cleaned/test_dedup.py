@@ -237,3 +237,17 @@ def test_the_assets_sign_one_shard_then_reduce_with_checks_passing(tmp_path) -> 
     (event,) = result.get_asset_materialization_events()
     metadata = event.materialization.metadata
     assert metadata["rows_in"].value == 3 and metadata["dropped"].value == 1
+
+
+def test_a_remote_lake_is_read_through_its_filesystem(tmp_path, planted) -> None:
+    """On object storage (fsspec's memory:// here) DuckDB reads signatures, bands and the
+    candidates' texts through the lake's own filesystem; same removals as a local lake."""
+    docs = planted[:40]
+    removed = []
+    for where, url in (("remote", f"memory://{tmp_path.name}"), ("local", "")):
+        lake = Lake(home=str(tmp_path / where), url=url)
+        _publish_cleaned(lake, "s", docs)
+        result = publish_duplicates(lake, DedupPolicy(keep="best_quality"), "test")
+        assert result.texts_compared > 0
+        removed.append(_removed(lake))
+    assert removed[0] == removed[1] and removed[0]
