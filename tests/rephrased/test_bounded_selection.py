@@ -88,27 +88,38 @@ def test_score_band_is_placed_by_a_bounded_sample(tmp_path: Path) -> None:
 
 CHILD = textwrap.dedent(
     """
-    import resource, sys
+    import sys
     import polars as pl
     from assets.rephrased.select import Selection, select_todo
 
-    def peak_mb():
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    def status(field):
+        for line in open("/proc/self/status"):
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+
+    def growth(step):
+        # reset the peak RSS (Linux clear_refs 5), so imports' peak cannot hide the step's
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        before = status("VmRSS")
+        step()
+        return round(status("VmHWM") - before)
 
     pool = pl.scan_parquet(sys.argv[1] + "/*.parquet")
     done = pl.LazyFrame(schema={"doc_id": pl.String})
-    base = peak_mb()
-    chosen = list(select_todo(None, pool, Selection(max_new_documents=8), done, len))
+    chosen = []
+    bounded = growth(
+        lambda: chosen.extend(select_todo(None, pool, Selection(max_new_documents=8), done, len))
+    )
     assert len(chosen) == 8
-    bounded = peak_mb() - base
-    pool.select("doc_id", "text", "language").sort("doc_id").collect()  # what it replaces
-    print(round(bounded), round(peak_mb() - base))
+    full = growth(lambda: pool.select("doc_id", "text", "language").sort("doc_id").collect())
+    print(bounded, full)
     """
 )
 
 
 def test_selection_memory_does_not_grow_with_the_pool(tmp_path: Path) -> None:
-    """A pool of ~240 MB of text: selecting 8 holds a few MB; sorting the pool holds it all."""
+    """A pool of ~240 MB of text: selecting 8 holds read buffers; sorting the pool holds it all."""
     text = "word " * 800  # 4 kB
     for shard in range(6):
         ids = [
@@ -127,5 +138,6 @@ def test_selection_memory_does_not_grow_with_the_pool(tmp_path: Path) -> None:
     ).stdout.split()
     bounded, full = int(out[0]), int(out[1])
     print(f"selection +{bounded} MB, full sort +{full} MB")
-    assert bounded < 60, f"selection grew the process by {bounded} MB"
     assert full > 200, f"the full sort should hold the pool ({full} MB): the probe is blind"
+    # polars' read buffers grow with its thread count, not with the pool (~30 MB on 2 cores)
+    assert bounded < 0.25 * full, f"selection grew the process by {bounded} MB of {full}"
