@@ -6,7 +6,7 @@ pipeline on it through `foundry run`'s own code path (stale shards in parallel r
 corpus job) in a fresh FOUNDRY_HOME, with the fast CPU embedder and a rewrite budget of 0.
 
 The pages are edited so that text and vocabulary keep varying as in a real crawl: each document
-is one real page (its language and structure) in which about half of the lines are swapped for
+is one real page (its language and structure) in which three lines in four are swapped for
 lines of other pages of the same language, and a made-up word that is new to the corpus is
 appended to every fifth line. `--near-share` of the documents are planted near duplicates: a
 copy of an earlier document of the same run (in another shard when there is one) with a few
@@ -38,7 +38,7 @@ from multiprocessing import get_context
 from pathlib import Path
 
 NEAR_SHARE = 0.03
-SWAP_SHARE = 0.5
+SWAP_SHARE = 0.75
 NEW_WORD_EVERY = 5
 EMBEDDER = json.loads(os.environ.get("FOUNDRY_SCALE_EMBEDDER", '{"model": "hashing-svd"}'))
 """The fast CPU embedder (resources/embedder.py); the variable picks another for a comparison."""

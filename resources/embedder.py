@@ -26,7 +26,7 @@ class Embedder(ConfigurableResource):
     model: str = Field(
         "",
         description="Local sentence-transformers directory; '' = bundled MiniLM; "
-        f"'{FAST_MODEL}' = the fast CPU embedder (hashed character n-grams + seeded SVD).",
+        f"'{FAST_MODEL}' = the fast CPU embedder (hashed word 1-2-grams + seeded SVD).",
     )
     batch_size: int = 64
     max_seq_length: int = Field(256, description="Tokens per document that the embedding sees.")
