@@ -14,12 +14,13 @@ For each: wall seconds, requests/s, output tokens/s, and the requests in flight 
 counted them (peak and time-weighted mean). `python -m benchmarks.bench_http_rewrite
 [--requests 128] [--max-tokens 32]`; keep it short on a shared CPU machine.
 
-Measured 2026-12-01 on the 2-core build machine while other jobs kept its load average near 18
-(so absolute rates are far below an idle machine's): batch8 0.39 req/s (in flight: peak 8, mean
-7.9), batch64 0.89 req/s (64, 63.4), stream64 0.93 req/s (64, 63.2); stream/batch8 2.38,
-stream/batch64 1.04. With a cap of 32 tokens nearly every answer runs to the cap, so a batch of
-64 finishes together and loses little; the stream's edge over wide batches grows with uneven
-answer lengths (tests/rephrased/test_continuous_http.py: one slow request in 64 makes batches
+Measured 2026-12-01 on the 2-core build machine while other jobs kept its load average at 6-9
+(absolute rates are far below an idle machine's): batch8 0.58 req/s (in flight: peak 8, mean
+7.9), batch64 1.41 req/s (64, 63.4), stream64 1.53 req/s (64, 63.4); stream/batch8 2.64,
+stream/batch64 1.09. (An earlier run at load ~18: 0.39, 0.89, 0.93 req/s.) With a cap of 32
+tokens nearly every answer runs to the cap, so a batch of 64 finishes together and loses
+little; the stream's edge over wide batches grows with uneven answer lengths
+(tests/rephrased/test_continuous_http.py: one slow request in 64 makes batches
 take >= 4 s where the stream takes ~1 s).
 """
 
