@@ -16,6 +16,7 @@ BENCHMARKS = {
     "rewrite": "benchmarks.bench_rewrite",
     "extraction": "benchmarks.bench_extraction",
     "scale": "benchmarks.bench_scale",
+    "http_rewrite": "benchmarks.bench_http_rewrite",
 }
 
 
