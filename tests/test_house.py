@@ -40,11 +40,7 @@ def stage_imports(path: Path) -> set[str]:
 
 
 def violations(files: list[Path], allowed: set[str]) -> list[str]:
-    return [
-        f"{f} imports stage {s}"
-        for f in files
-        for s in sorted(stage_imports(f) - allowed)
-    ]
+    return [f"{f} imports stage {s}" for f in files for s in sorted(stage_imports(f) - allowed)]
 
 
 def test_no_stage_imports_a_later_stage() -> None:
