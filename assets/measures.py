@@ -102,7 +102,10 @@ def standardise(
         overall = _z(x, x.mean(), x.std())
         if by is not None:
             mean, std = x.mean().over(by), x.std().over(by)
-            usable = (pl.len().over(by) >= min_group) & (std > 0)
+            # spread decided exactly: equal values can give a windowed std of ~1e-17, whose
+            # z-scores would be float noise blown up
+            spread = x.max().over(by) > x.min().over(by)
+            usable = (pl.len().over(by) >= min_group) & spread & (std > 0)
             overall = pl.when(usable).then(_z(x, mean, std)).otherwise(overall)
         exprs.append(overall.fill_null(0.0).alias(name))
     return frame.select(exprs)
