@@ -12,6 +12,7 @@ from concurrent.futures import ProcessPoolExecutor
 from itertools import pairwise
 from multiprocessing import get_context
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import pytest
@@ -41,10 +42,20 @@ def split_warc(source: Path, folder: Path, parts: int) -> list[Path]:
     return paths
 
 
+_START: Any = None  # a barrier shared by the forked workers, so their runs start together
+
+
+def _share_barrier(barrier: Any) -> None:
+    global _START
+    _START = barrier
+
+
 def ingest_run(shard: str) -> tuple[bool, str]:
     """One partition's run of the real ingest job (raw step), as `foundry run` starts it."""
     from orchestration.runner import ensure_instance, ingest_job
 
+    if _START is not None:  # a loaded machine must not serialise the runs by chance
+        _START.wait(timeout=300)
     result = dg.execute_job(
         dg.reconstructable(ingest_job),
         ensure_instance(),
@@ -73,7 +84,11 @@ def test_four_partitions_in_parallel_without_lock_errors(
     started = time.perf_counter()
     # The runs' own processes are forked from this one (already importing Dagster); each run
     # executes its shard's steps in its own process, as `foundry run` does.
-    with ProcessPoolExecutor(SHARDS, mp_context=get_context("fork")) as pool:
+    fork = get_context("fork")
+    start_together = fork.Barrier(SHARDS)
+    with ProcessPoolExecutor(
+        SHARDS, mp_context=fork, initializer=_share_barrier, initargs=(start_together,)
+    ) as pool:
         results = list(pool.map(ingest_run, shards))
     seconds = time.perf_counter() - started
     assert all(ok for ok, _ in results), results
