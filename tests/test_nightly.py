@@ -1,7 +1,8 @@
 """Arrival and rebuilds: the crawl sensor's run alone processes a new file, and the nightly
 schedules request only stale work, judged from a real Dagster instance's materialization records.
 
-Shards are real sample crawls cut to five pages and really materialized (raw + cleaned); the
+Shards are real sample crawls cut to five pages and really materialized (every per-shard asset,
+with the fast embedder); the
 corpus-wide stages are recorded as runless materializations, since running them needs models.
 """
 
@@ -17,21 +18,29 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from assets.cleaned.assets import cleaned_documents
-from assets.raw.assets import raw_documents
 from orchestration.definitions import defs
-from orchestration.jobs import CORPUS_ASSET_NAMES
+from orchestration.jobs import CORPUS_ASSET_NAMES, SHARD_ASSET_NAMES
 from orchestration.schedules import nightly_corpus, nightly_rebuild
 from orchestration.sensors import corpus_after_ingest, new_crawl_shards
 from orchestration.staleness import SOURCE_FINGERPRINT, in_dependency_order
 from resources.crawl import CrawlSource
+from resources.embedder import Embedder
 from resources.lake import Lake
 from resources.langid import LanguageIdentifier
+from resources.tokenizer import TokenCounter
 from tests.tiny_crawl import tiny_shard
 
 EN, DE, FR = "debian-faq-en.warc.gz", "debian-faq-de.warc.gz", "debian-faq-fr.warc.gz"
 NIGHT = datetime(2026, 1, 2, 2, 0, tzinfo=UTC)
 CORPUS_KEYS = [dg.AssetKey(name) for name in CORPUS_ASSET_NAMES]
+GRAPH = defs.get_repository_def().asset_graph
+# every per-shard asset, upstream first: what a stale shard's request lists from raw on
+SHARD_ASSETS = [
+    k.to_user_string()
+    for k in in_dependency_order(GRAPH, [dg.AssetKey(n) for n in SHARD_ASSET_NAMES])
+]
+AFTER_RAW = SHARD_ASSETS[1:]  # what a change of cleaned_documents makes stale
+SHARD_DEFS = tuple(a for a in defs.assets if a.key.to_user_string() in SHARD_ASSETS)
 
 
 @dataclass
@@ -45,9 +54,11 @@ class World:
             "lake": Lake(home=str(self.home)),
             "crawl": CrawlSource(location=str(self.crawl)),
             "language_identifier": LanguageIdentifier(),
+            "embedder": Embedder(model="hashing-svd"),
+            "tokens": TokenCounter(),
         }
 
-    def ingest(self, shard: str, assets: tuple = (raw_documents, cleaned_documents)) -> None:
+    def ingest(self, shard: str, assets: tuple = SHARD_DEFS) -> None:
         """What an ingest_shard run does, in process."""
         if shard not in self.instance.get_dynamic_partitions("crawl_shards"):
             self.instance.add_dynamic_partitions("crawl_shards", [shard])
@@ -166,7 +177,7 @@ def test_a_touched_or_replaced_file_makes_exactly_that_shard_stale(world: World)
     path = world.crawl / EN
     before = path.stat()
     os.utime(path, (before.st_atime + 60, before.st_mtime + 60))
-    assert shards_of(world.tick()) == {EN: ["raw_documents", "cleaned_documents"]}
+    assert shards_of(world.tick()) == {EN: SHARD_ASSETS}
     assert "re-ingested first" in world.tick(nightly_corpus)  # the wave's end rebuilds it
     os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
     assert world.tick() == "every registered shard is up to date"
@@ -174,7 +185,7 @@ def test_a_touched_or_replaced_file_makes_exactly_that_shard_stale(world: World)
     # A longer cut of the same crawl under the same name: new bytes, new modification time.
     tiny_shard(DE, world.crawl, responses=7)
     requests = world.tick()
-    assert shards_of(requests) == {DE: ["raw_documents", "cleaned_documents"]}
+    assert shards_of(requests) == {DE: SHARD_ASSETS}
     assert "crawl file" in requests[0].tags["foundry/stale"]
     assert requests[0].run_key == f"2026-01-02/{DE}"
     world.ingest(DE)
@@ -188,7 +199,7 @@ def test_a_file_swapped_for_an_older_copy_is_caught_by_its_fingerprint(world: Wo
     shutil.copy2(world.crawl / EN, world.crawl / "older.warc.gz")
     world.ingest("older.warc.gz")
     shutil.copy2(world.crawl / DE, world.crawl / "older.warc.gz")  # older mtime, other bytes
-    assert shards_of(world.tick()) == {"older.warc.gz": ["raw_documents", "cleaned_documents"]}
+    assert shards_of(world.tick()) == {"older.warc.gz": SHARD_ASSETS}
     world.ingest("older.warc.gz")
     assert world.tick() == "every registered shard is up to date"
 
@@ -196,9 +207,9 @@ def test_a_file_swapped_for_an_older_copy_is_caught_by_its_fingerprint(world: Wo
 def test_a_code_version_change_makes_every_shard_stale_from_that_asset_on(world: World) -> None:
     shards = set(world.instance.get_dynamic_partitions("crawl_shards"))
     raw = shards_of(world.tick(repository=with_code_version("raw_documents", "raw-next")))
-    assert raw == {shard: ["raw_documents", "cleaned_documents"] for shard in shards}
+    assert raw == {shard: SHARD_ASSETS for shard in shards}
     cleaned = shards_of(world.tick(repository=with_code_version("cleaned_documents", "c-next")))
-    assert cleaned == {shard: ["cleaned_documents"] for shard in shards}
+    assert cleaned == {shard: AFTER_RAW for shard in shards}
     assert world.tick() == "every registered shard is up to date"
 
 
@@ -212,7 +223,7 @@ def test_corpus_rebuilds_only_stale_assets_and_what_depends_on_them(world: World
     assert request.run_key == "nightly/2026-01-02"
 
     # A shard re-ingested outside a nightly wave (e.g. from the UI): the whole corpus follows.
-    world.ingest(EN, assets=(cleaned_documents,))
+    world.ingest(EN, assets=tuple(a for a in SHARD_DEFS if a.key.to_user_string() in AFTER_RAW))
     assert world.tick() == "every registered shard is up to date"
     graph = defs.get_repository_def().asset_graph
     downstream = dg.AssetSelection.assets("cleaned_documents").downstream(include_self=False)
