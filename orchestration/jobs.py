@@ -18,15 +18,16 @@ EXECUTOR = dg.multiprocess_executor.configured(
     }
 )
 
-# A shard's steps run one after another in the run's own process: shards already run in
-# parallel as separate runs, and a process per step would cost more than a small step's work.
+# Each step in its own process, as the corpus job: resources (the lake's home, the crawl folder)
+# are read from the environment when the definitions are imported, so a step must not inherit a
+# long-lived process's import.
 ingest_shard_job = dg.define_asset_job(
     "ingest_shard",
     selection=SHARD_ASSETS,
     partitions_def=crawl_shards,
     description="Everything that needs one crawl shard only: ingest, cleaning, MinHash "
     "signatures, token counts and embeddings.",
-    executor_def=dg.in_process_executor,
+    executor_def=EXECUTOR,
 )
 
 build_corpus_job = dg.define_asset_job(
