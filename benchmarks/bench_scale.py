@@ -37,6 +37,8 @@ from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
 
+from benchmarks.bench_memory import _synthetic_word as made_up_word
+
 NEAR_SHARE = 0.03
 SWAP_SHARE = 0.75
 NEW_WORD_EVERY = 5
@@ -94,15 +96,6 @@ def real_pages() -> list[Page]:
             row = judged.row
             pages.append(Page(row["text"], row["language"], judged.signals))
     return pages
-
-
-def made_up_word(n: int) -> str:
-    letters = []
-    while True:
-        n, digit = divmod(n, 26)
-        letters.append(chr(97 + digit))
-        if not n:
-            return "zq" + "".join(letters)
 
 
 class Generator:
