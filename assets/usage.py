@@ -41,17 +41,28 @@ def _cpu_s() -> float:
     return time.process_time() + children.ru_utime + children.ru_stime
 
 
+def _children_peak_mb() -> float:
+    """The largest peak RSS of any worker process waited for so far (never reset)."""
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
 @dataclass
 class Usage:
-    """Started when a step starts; `figures()` when it ends."""
+    """Started when a step starts; `figures()` when it ends. A step that spreads its work over
+    worker processes (assets/workers.py) also reports their largest peak, when one of them
+    peaked above every earlier child of this process."""
 
     cpu_started: float = field(default_factory=_cpu_s)
+    children_peak_before: float = field(default_factory=_children_peak_mb)
 
     def __post_init__(self) -> None:
         reset_peak_rss()
 
     def figures(self) -> dict[str, float]:
-        return {
+        figures = {
             "cpu_s": round(_cpu_s() - self.cpu_started, 3),
             "peak_rss_mb": round(peak_rss_mb(), 1),
         }
+        if (workers := _children_peak_mb()) > self.children_peak_before:
+            figures["worker_peak_rss_mb"] = round(workers, 1)
+        return figures

@@ -17,9 +17,10 @@ the lake as `cleaned_documents` shards (with the filter signals of the page each
 then runs every later asset. This is how the 1M-document run fits in this machine's time.
 
 Each materialization records its CPU seconds and its own peak RSS (assets/usage.py). Per asset,
-the line reports the peak over its partitions, the CPU seconds per 1,000 corpus documents summed
-over partitions, and the summed step time. `outside_share` is the share of the run's wall time in
-which no stage computed: process start-up, Dagster's orchestration, catalog transactions.
+the line reports the peak over its partitions and worker processes, the CPU seconds per 1,000
+corpus documents summed over partitions, and the summed step time. `outside_share` is the share
+of the run's wall time in which no stage computed: process start-up, Dagster's orchestration,
+catalog transactions.
 """
 
 from __future__ import annotations
@@ -268,7 +269,10 @@ def measure(since: float, wall_s: float, docs: int) -> dict:
             continue
         values = [{k: getattr(v, "value", v) for k, v in m.items()} for m in metas]
         assets[name] = {
-            "peak_rss_mb": max(float(v.get("peak_rss_mb", 0)) for v in values),
+            "peak_rss_mb": max(
+                max(float(v.get("peak_rss_mb", 0)), float(v.get("worker_peak_rss_mb", 0)))
+                for v in values
+            ),
             "cpu_s_per_kdoc": round(sum(float(v.get("cpu_s", 0)) for v in values) / docs * 1e3, 3),
             "wall_s": round(sum(float(v["compute_s"]) for v in values), 1),
             "materializations": len(values),

@@ -162,6 +162,17 @@ class Lake(ConfigurableResource):
         """From now on only `upstream` and the reader's own earlier versions may be read."""
         self._reader, self._readable = reader, frozenset({reader, *upstream})
 
+    def for_worker(self) -> tuple[dict[str, Any], str | None, frozenset[str] | None]:
+        """What a worker process needs to open this lake with the same declared reads."""
+        return self.model_dump(), self._reader, self._readable
+
+    @classmethod
+    def in_worker(cls, handoff: tuple[dict[str, Any], str | None, frozenset[str] | None]) -> Lake:
+        fields, reader, readable = handoff
+        lake = cls(**fields)
+        lake._reader, lake._readable = reader, readable
+        return lake
+
     def _may_read(self, asset: str) -> None:
         if self._readable is not None and asset not in self._readable:
             raise UndeclaredReadError(

@@ -420,6 +420,11 @@ class ScoredConfig(dg.Config):
         "quantiles give the fill medians and the bucket edges; exact below this corpus size.",
     )
     seed: int = default_of(ScoringPolicy, "seed")
+    workers: int = Field(
+        default_of(ScoringPolicy, "workers"),
+        ge=0,
+        description="Worker processes for the map over shards; 0 = one per CPU of the step.",
+    )
 
     def policy(self) -> ScoringPolicy:
         return ScoringPolicy(**self.model_dump())

@@ -27,6 +27,7 @@ from assets.scored.statistics import (
     sample_medians,
 )
 from assets.scored.training import mean_ratings
+from assets.workers import ordered_map, worker_count
 from resources.lake import Lake, TableSink
 
 KNOWN_INPUTS = frozenset({*REDPAJAMA_SIGNALS, *SCORE_COLUMNS})
@@ -46,6 +47,7 @@ class ScoringPolicy:
     # the seeded sample whose quantiles give the medians (fill) and the bucket edges
     sample_size: int = 50_000
     seed: int = 0
+    workers: int = 0  # processes for the maps over shards; 0 = one per CPU
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,7 @@ def score_corpus(lake: Lake, policy: ScoringPolicy, sink: TableSink, scratch: Pa
     scorers = load_scorers(lake)
     reader = ShardReader(lake)
     ratings = mean_ratings(lake) if policy.weighting == "learned" else None
-    files, drawn, rated = _features_map(reader, scorers, policy, ratings, scratch)
+    files, drawn, rated = _features_map(lake, reader, policy, ratings, scratch)
     columns = sorted(KNOWN_INPUTS)
     by = "language" if policy.standardise_by == "language" else None
     scan = pl.scan_parquet([str(p) for _, p in files], glob=False) if files else None
@@ -91,28 +93,54 @@ def score_corpus(lake: Lake, policy: ScoringPolicy, sink: TableSink, scratch: Pa
 
 
 def _features_map(
+    lake: Lake,
     reader: ShardReader,
-    scorers: Scorers,
     policy: ScoringPolicy,
     ratings: pl.DataFrame | None,
     scratch: Path,
 ) -> tuple[list[tuple[str, Path]], pl.DataFrame, list[pl.DataFrame]]:
-    """Every unit's features into its own scratch file; on the way, the bounded sample and
-    the rated documents' rows (learned weights)."""
+    """Every unit's features into its own scratch file, units spread over worker processes;
+    on the way, the bounded sample (a bottom-k of bottom-ks) and the rated documents' rows
+    (learned weights)."""
+    units = reader.units()
+    files = [(unit, scratch / f"features-{i:06d}.parquet") for i, unit in enumerate(units)]
+    rated_ids = None if ratings is None else ratings.select("doc_id")
+    jobs = [(unit, path, policy.sample_size, policy.seed, rated_ids) for unit, path in files]
+    workers = worker_count(policy.workers, len(jobs))
     sample = BottomK(policy.sample_size, policy.seed)
     rated: list[pl.DataFrame] = []
-    files = []
-    for i, unit in enumerate(reader.units()):
-        path = scratch / f"features-{i:06d}.parquet"
-        with pq.ParquetWriter(path, FEATURES_SCHEMA, compression="zstd") as writer:
-            for frame in unit_features(reader, unit, scorers):
-                writer.write_table(conform(frame, FEATURES_SCHEMA))
-                sample.offer(frame)
-                if ratings is not None:
-                    rated.append(frame.join(ratings.select("doc_id"), on="doc_id", how="semi"))
-        files.append((unit, path))
+    handoff = lake.for_worker()
+    for drawn, rated_rows in ordered_map(_unit_features_file, jobs, workers, _open, (handoff,)):
+        sample.offer(drawn)
+        rated.extend(rated_rows)
     drawn = sample.frame if sample.frame is not None else pl.DataFrame(schema=FEATURES_FRAME)
     return files, drawn, rated
+
+
+_WORKER: dict[str, object] = {}  # the lake's reader and scorers, loaded once per process
+
+
+def _open(handoff: tuple) -> None:
+    lake = Lake.in_worker(handoff)
+    _WORKER.update(reader=ShardReader(lake), scorers=load_scorers(lake))
+
+
+def _unit_features_file(
+    job: tuple[str, Path, int, int, pl.DataFrame | None],
+) -> tuple[pl.DataFrame, list[pl.DataFrame]]:
+    """One unit's features into its file; returns its bottom-k and its rated rows."""
+    unit, path, sample_size, seed, rated_ids = job
+    reader, scorers = _WORKER["reader"], _WORKER["scorers"]
+    sample = BottomK(sample_size, seed)
+    rated = []
+    with pq.ParquetWriter(path, FEATURES_SCHEMA, compression="zstd") as writer:
+        for frame in unit_features(reader, unit, scorers):  # type: ignore[arg-type]
+            writer.write_table(conform(frame, FEATURES_SCHEMA))
+            sample.offer(frame)
+            if rated_ids is not None:
+                rated.append(frame.join(rated_ids, on="doc_id", how="semi"))
+    drawn = sample.frame if sample.frame is not None else pl.DataFrame(schema=FEATURES_FRAME)
+    return drawn, rated
 
 
 def _clusters(reader: ShardReader, ids: pl.Series, unit: str) -> pl.DataFrame:

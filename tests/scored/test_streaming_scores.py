@@ -57,7 +57,7 @@ from tests.scored.conftest import faq_pages
 
 SPEC = ClassifierSpec(n_features=2**14, folds=3, bootstrap=200)
 # lenient gates, so that the classifier and the heads weigh in both computations
-POLICY = ScoringPolicy(min_heldout_auc=0.0, min_heldout_spearman=-1.0)
+POLICY = ScoringPolicy(min_heldout_auc=0.0, min_heldout_spearman=-1.0, workers=1)
 MODEL_ID = "hashed-64"
 COLUMNS = sorted(KNOWN_INPUTS)
 
@@ -305,6 +305,15 @@ def test_streamed_scores_equal_the_whole_corpus_computation(lake: Lake, weightin
     )
     if weighting == "learned":
         assert result.learned_note == f"learned on {new.height} rated documents"
+
+
+def test_worker_processes_give_the_same_scores(lake: Lake) -> None:
+    """The map over shards in two spawned workers: the same rows, scores, sample and edges."""
+    alone, one = streamed(lake, POLICY)
+    spread, two = streamed(lake, ScoringPolicy(**{**POLICY.__dict__, "workers": 2}))
+    _assert_same(two, one)
+    assert spread.sample.sort("doc_id").equals(alone.sample.sort("doc_id"))
+    assert np.array_equal(spread.edges, alone.edges)
 
 
 def test_each_shard_is_read_by_partition(lake: Lake, monkeypatch) -> None:
