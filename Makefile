@@ -14,7 +14,7 @@ setup-test: setup
 	@bash scripts/setup-test.sh
 
 run: setup
-	@$(VENV)/bin/foundry run
+	@FOUNDRY_EVAL_DIR="$${FOUNDRY_EVAL_DIR-$(CURDIR)/data/evals}" $(VENV)/bin/foundry run
 
 test: setup-test
 	$(VENV)/bin/python -m pytest

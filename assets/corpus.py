@@ -11,13 +11,29 @@ import polars as pl
 from resources.lake import Lake
 
 CORPUS_COLUMNS = ["doc_id", "text", "language", "origin", "source_doc_id"]
+REMOVED_AFTER_CLEANING = ("duplicate_clusters", "decontamination")
+"""Corpus-wide assets whose `dropped` tables take organic documents out after cleaning, in
+pipeline order; each sees only what the ones before it kept, so no document is removed twice."""
 
 
-def organic_documents(lake: Lake) -> pl.LazyFrame:
-    """Cleaned documents minus those removed as duplicates."""
+def removal_assets(lake: Lake, before: str | None = None) -> list[str]:
+    """The removing assets (those before `before`, if given) that have a current version."""
+    names = REMOVED_AFTER_CLEANING
+    if before in names:
+        names = names[: names.index(before)]
+    return [name for name in names if lake.has(name, "dropped")]
+
+
+def removed_ids(lake: Lake, before: str | None = None) -> pl.LazyFrame | None:
+    """doc_id of every organic document removed after cleaning (None: nothing to remove)."""
+    scans = [lake.scan(name, "dropped").select("doc_id") for name in removal_assets(lake, before)]
+    return pl.concat(scans) if scans else None
+
+
+def organic_documents(lake: Lake, before: str | None = None) -> pl.LazyFrame:
+    """Cleaned documents minus those removed as duplicates or as contaminated."""
     docs = lake.scan("cleaned_documents")
-    if lake.has("duplicate_clusters", "dropped"):
-        removed = lake.scan("duplicate_clusters", "dropped").select("doc_id")
+    if (removed := removed_ids(lake, before)) is not None:
         docs = docs.join(removed, on="doc_id", how="anti")
     return docs
 
@@ -48,8 +64,9 @@ def catalog_rows(lake: Lake, asset: str, table: str = "documents", partitions=No
 
 def corpus_size(lake: Lake) -> int:
     """What `corpus_documents` should yield, from the catalog's row counts alone."""
+    removed = sum(catalog_rows(lake, name, "dropped") for name in removal_assets(lake))
     return (
         catalog_rows(lake, "cleaned_documents")
-        - catalog_rows(lake, "duplicate_clusters", "dropped")
+        - removed
         + catalog_rows(lake, "rephrased_documents")
     )

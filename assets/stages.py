@@ -22,9 +22,9 @@ STAGES: tuple[Stage, ...] = (
     Stage("raw", ("raw_documents",), per_shard=("raw_documents",), drops=("raw_documents",)),
     Stage(
         "cleaned",
-        ("cleaned_documents", "minhash_signatures", "duplicate_clusters"),
+        ("cleaned_documents", "minhash_signatures", "duplicate_clusters", "decontamination"),
         per_shard=("cleaned_documents", "minhash_signatures"),
-        drops=("cleaned_documents", "duplicate_clusters"),
+        drops=("cleaned_documents", "duplicate_clusters", "decontamination"),
     ),
     Stage("rephrased", ("rephrased_documents",), drops=("rephrased_documents",)),
     Stage(

@@ -2,7 +2,12 @@
 
 import dagster as dg
 
-from assets.cleaned.assets import cleaned_documents, duplicate_clusters, minhash_signatures
+from assets.cleaned.assets import (
+    cleaned_documents,
+    decontamination,
+    duplicate_clusters,
+    minhash_signatures,
+)
 from assets.clustered.assets import clusters, document_embeddings
 from assets.mixed.assets import token_counts, training_mixture
 from assets.mixed.proxy import NgramProxy
@@ -25,6 +30,7 @@ defs = dg.Definitions(
         cleaned_documents,
         minhash_signatures,
         duplicate_clusters,
+        decontamination,
         rephrased_documents,
         document_embeddings,
         clusters,

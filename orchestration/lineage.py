@@ -72,6 +72,7 @@ def _trace(q: _Query, doc_or_sample_id: str) -> Trace:
 def _trace_organic(q: _Query, trace: Trace, doc_id: str) -> None:
     trace.add("duplicate cluster", q.rows("duplicate_clusters", doc_id))
     trace.add("removed as duplicate", q.rows("duplicate_clusters__dropped", doc_id))
+    trace.add("removed as contaminated", q.rows("decontamination__dropped", doc_id))
     trace.add("cleaned", q.rows("cleaned_documents", doc_id, omit=("text",)))
     trace.add("filter signals", q.rows("cleaned_documents__signals", doc_id))
     trace.add("dropped by cleaning", q.rows("cleaned_documents__dropped", doc_id))
@@ -295,6 +296,7 @@ DROP_STEPS = (
     "quarantined raw record",
     "dropped by cleaning",
     "removed as duplicate",
+    "removed as contaminated",
     "removed as semantic duplicate",
     "rejected rewrite",
     "not in the mixture",

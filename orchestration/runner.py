@@ -172,7 +172,12 @@ def _stale_shards(instance, graph, files, shard_config: dict | None) -> dict[str
 def _stale_corpus(instance, graph, corpus_config: dict | None) -> list[str]:
     """Stale corpus assets and everything downstream of them, upstream first."""
     from orchestration.jobs import CORPUS_ASSET_NAMES
-    from orchestration.staleness import in_dependency_order, op_config_changed, stale_assets
+    from orchestration.staleness import (
+        in_dependency_order,
+        op_config_changed,
+        outside_inputs_changed,
+        stale_assets,
+    )
 
     keys = in_dependency_order(graph, [dg.AssetKey(name) for name in CORPUS_ASSET_NAMES])
     stale = set(stale_assets(instance, graph, keys))
@@ -181,6 +186,7 @@ def _stale_corpus(instance, graph, corpus_config: dict | None) -> list[str]:
         event = instance.get_latest_materialization_event(key)
         run_ids[key.to_user_string()] = event.run_id if event else None
     changed = op_config_changed(instance, run_ids, corpus_config)
+    changed |= outside_inputs_changed(instance, corpus_config)
     stale |= {dg.AssetKey(name) for name in changed}
     for key in keys:  # upstream first, so one pass carries a rebuild downstream
         if any(parent in stale for parent in graph.get(key).parent_keys):

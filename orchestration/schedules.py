@@ -19,7 +19,14 @@ from orchestration.jobs import (
     build_corpus_job,
     ingest_shard_job,
 )
-from orchestration.staleness import Rebuild, in_flight, stale_assets, stale_shards
+from orchestration.staleness import (
+    Rebuild,
+    in_flight,
+    outside_inputs_changed,
+    stale_assets,
+    stale_shards,
+    with_downstream,
+)
 from resources.crawl import CrawlSource
 
 NIGHTLY = "0 2 * * *"
@@ -50,6 +57,9 @@ def corpus_rebuild(
     """One run of the stale corpus assets and what depends on them, or a skip if none is."""
     keys = [dg.AssetKey(name) for name in CORPUS_ASSET_NAMES]
     stale = stale_assets(instance, repository.asset_graph, keys)
+    for name in sorted(outside_inputs_changed(instance, None)):
+        stale.setdefault(dg.AssetKey(name), "the eval sets it reads changed")
+    stale = with_downstream(repository.asset_graph, keys, stale)
     if not stale:
         return dg.SkipReason("every corpus asset is newer than its inputs and its code")
     for key, reason in stale.items():

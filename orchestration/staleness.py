@@ -13,7 +13,7 @@ version only hashes its code version, so it cannot see a rewritten crawl file.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -153,6 +153,20 @@ def in_dependency_order(
     return [key for key in asset_graph.toposorted_asset_keys if key in wanted]
 
 
+def with_downstream(
+    asset_graph: BaseAssetGraph, keys: Sequence[dg.AssetKey], stale: Mapping[dg.AssetKey, str]
+) -> dict[dg.AssetKey, str]:
+    """`stale` and every one of `keys` downstream of it, upstream first."""
+    out: dict[dg.AssetKey, str] = {}
+    for key in in_dependency_order(asset_graph, keys):
+        parent = next((p for p in asset_graph.get(key).parent_keys if p in out), None)
+        if key in stale:
+            out[key] = stale[key]
+        elif parent is not None:
+            out[key] = f"{parent.to_user_string()} is rebuilt"
+    return out
+
+
 def in_flight(instance: dg.DagsterInstance, job_name: str) -> list[dg.DagsterRun]:
     """Queued or running runs of the job: their work must not be requested twice."""
     return list(instance.get_runs(filters=dg.RunsFilter(job_name=job_name, statuses=IN_FLIGHT)))
@@ -210,3 +224,31 @@ def op_config_changed(
 
 def _op_config(ops: Mapping, name: str) -> dict:
     return (ops.get(name) or {}).get("config") or {}
+
+
+def outside_inputs_changed(
+    instance: dg.DagsterInstance,
+    run_config: dict | None,
+    fingerprints: Mapping[str, Callable] | None = None,
+) -> set[str]:
+    """Assets that read files outside the lake and the crawl (eval sets): stale when the
+    fingerprint their latest materialization recorded (metadata `input_fingerprint`) differs
+    from what `fingerprints[name](op_config)` gives now (None: cannot be read, so re-run it and
+    let its error say why)."""
+    if fingerprints is None:
+        from assets.cleaned.assets import eval_sets_fingerprint
+
+        fingerprints = {"decontamination": eval_sets_fingerprint}
+    wanted = (run_config or {}).get("ops", {})
+    changed = set()
+    for name, fingerprint in fingerprints.items():
+        event = instance.get_latest_materialization_event(dg.AssetKey(name))
+        if event is None or event.asset_materialization is None:
+            continue
+        metadata = event.asset_materialization.metadata
+        if "input_fingerprint" not in metadata:  # reported without one: nothing to compare
+            continue
+        recorded = metadata["input_fingerprint"]
+        if getattr(recorded, "value", recorded) != fingerprint(_op_config(wanted, name)):
+            changed.add(name)
+    return changed

@@ -52,6 +52,7 @@ TRACED_VIEWS = frozenset(
         "rephrased_documents__dropped",
         "duplicate_clusters",
         "duplicate_clusters__dropped",
+        "decontamination__dropped",
         "cleaned_documents",
         "cleaned_documents__signals",
         "cleaned_documents__dropped",

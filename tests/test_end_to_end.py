@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from pathlib import Path
@@ -29,6 +30,8 @@ pytestmark = pytest.mark.slow
 
 STAGE_ASSETS = STAGE_ASSET_NAMES
 BUDGET = 60_000
+EVAL_DIR = Path(__file__).parents[1] / "data" / "evals"
+QUOTED = "including the Apple Macintosh PowerMac models, and the CHRP and PReP open architecture"
 LATE_SHARD = "developers-reference-en.warc.gz"
 
 
@@ -54,6 +57,7 @@ def sample_run(tmp_path_factory: pytest.TempPathFactory) -> Lake:
         mp.setenv("FOUNDRY_HOME", str(home))
         mp.setenv("DAGSTER_HOME", str(home / "dagster"))
         mp.setenv("FOUNDRY_CRAWL_DIR", str(SAMPLE_CRAWL))
+        mp.setenv("FOUNDRY_EVAL_DIR", str(EVAL_DIR))  # as `make run` does
         summary = run_pipeline(parallel=2, corpus_config=corpus_config(4))
     assert summary.failed == [] and summary.corpus_ok
     assert len(summary.shards) == len(list(SAMPLE_CRAWL.glob("*.warc.gz")))
@@ -183,6 +187,26 @@ def _latest_metadata(asset: str) -> dict:
     return {k: v.value for k, v in event.asset_materialization.metadata.items()}
 
 
+def test_a_page_quoted_by_an_eval_set_is_removed_and_explained(sample_run: Lake) -> None:
+    """The bundled quiz quotes a sentence of the Debian FAQ: every page holding it leaves the
+    corpus with rule decontam:debian-faq-quiz, the item and the 13-gram; nothing else does."""
+    from orchestration.lineage import explain
+
+    cleaned = sample_run.scan("cleaned_documents").select("doc_id", "text", "url")
+    dropped = sample_run.scan("decontamination", "dropped").collect()
+    assert set(dropped["rule"]) == {"decontam:debian-faq-quiz"}
+    quoting = cleaned.filter(pl.col("text").str.contains(QUOTED, literal=True)).collect()
+    removed_as_duplicate = sample_run.scan("duplicate_clusters", "dropped").collect()["doc_id"]
+    expected = set(quoting["doc_id"]) - set(removed_as_duplicate)
+    assert expected and set(dropped["doc_id"]) == expected
+    detail = json.loads(dropped["detail"][0])
+    assert detail["item_id"] == "debian-quiz-1" and len(detail["ngram"].split()) == 13
+    assert not set(dropped["doc_id"]) & set(sample_run.scan("quality_scores").collect()["doc_id"])
+    url = quoting.filter(pl.col("doc_id").is_in(list(expected)))["url"][0]
+    (answer,) = explain(sample_run.catalog, url)
+    assert "NOT in the mixture" in answer and "decontam:debian-faq-quiz" in answer
+
+
 def test_why_explains_what_is_in_and_what_is_not(sample_run: Lake) -> None:
     from orchestration.lineage import explain
 
@@ -197,7 +221,7 @@ def test_why_explains_what_is_in_and_what_is_not(sample_run: Lake) -> None:
 
 
 def test_a_second_run_with_nothing_changed_does_nothing(
-    sample_run: Lake, monkeypatch: pytest.MonkeyPatch
+    sample_run: Lake, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """`foundry run` uses the nightly schedules' staleness: nothing changed, nothing runs; a new
     config for one corpus asset rebuilds that asset and what depends on it."""
@@ -205,6 +229,7 @@ def test_a_second_run_with_nothing_changed_does_nothing(
     monkeypatch.setenv("FOUNDRY_HOME", str(home))
     monkeypatch.setenv("DAGSTER_HOME", str(home / "dagster"))
     monkeypatch.setenv("FOUNDRY_CRAWL_DIR", str(SAMPLE_CRAWL))
+    monkeypatch.setenv("FOUNDRY_EVAL_DIR", str(EVAL_DIR))
     instance = ensure_instance()
     unchanged = plan_run(instance, None, corpus_config(4))
     assert unchanged.shards == {} and unchanged.corpus == []
@@ -217,6 +242,13 @@ def test_a_second_run_with_nothing_changed_does_nothing(
     assert rebuilt[0] == "clusters" and "training_mixture" in rebuilt
     assert "duplicate_clusters" not in rebuilt
     assert plan_run(instance, force=True).shards.keys() == set(unchanged.current_shards)
+    edited = tmp_path / "evals"  # one more eval item: decontamination and what follows it
+    shutil.copytree(EVAL_DIR, edited)
+    with open(edited / "debian-faq-quiz.jsonl", "a") as quiz:
+        quiz.write('{"id": "debian-quiz-4", "prompt": "What is apt?", "answer": "a tool"}\n')
+    monkeypatch.setenv("FOUNDRY_EVAL_DIR", str(edited))
+    assert plan_run(instance, None, corpus_config(4)).corpus[0] == "decontamination"
+    monkeypatch.setenv("FOUNDRY_EVAL_DIR", str(EVAL_DIR))
 
     started = time.perf_counter()
     summary = run_pipeline(parallel=2, corpus_config=corpus_config(4))

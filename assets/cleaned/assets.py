@@ -1,7 +1,9 @@
 """Dagster definitions of the cleaned stage: per-shard filtering, then cross-shard deduplication."""
 
 import dataclasses
+import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Literal
 
 import dagster as dg
@@ -12,6 +14,16 @@ from assets.cleaned.clean import (
     clean_shard,
     toxicity_histogram,
     with_overrides,
+)
+from assets.cleaned.decontaminate import (
+    DECONTAM_CODE_VERSION,
+    EVAL_DIR_ENV,
+    DecontamPolicy,
+    EvalSet,
+    EvalSetError,
+    decontaminate,
+    eval_sets_in,
+    index_fingerprint,
 )
 from assets.cleaned.dedup import (
     DEDUP_CODE_VERSION,
@@ -265,4 +277,88 @@ DEDUP_CONTRACT = Contract(
     columns=("doc_id", "cluster_id", "kept_doc_id", "similarity", "method", "is_kept"),
     ranges={"similarity": (0.0, 1.0)},
     max_drop_share=None,  # a crawl that is mostly copies is a finding, not a broken stage
+)
+
+
+class EvalSetConfig(dg.Config):
+    """One evaluation set: a local JSONL or Parquet file of items."""
+
+    name: str = Field(description="Recorded in each removal's rule, decontam:<name>.")
+    path: str = Field(description="A local .jsonl or .parquet file.")
+    id_field: str = Field("id", description="The item id field; absent = the item's position.")
+    text_fields: list[str] = Field(
+        default_factory=lambda: ["prompt", "answer"],
+        description="Fields whose text is indexed (lists, such as choices, element by element).",
+    )
+
+
+class DecontamConfig(dg.Config):
+    """Which eval sets to decontaminate against: `eval_sets`, plus every .jsonl/.parquet file in
+    `eval_dir` (FOUNDRY_EVAL_DIR) as a set named after the file, with the default fields."""
+
+    eval_sets: list[EvalSetConfig] = Field(default_factory=list)
+    eval_dir: str = Field(
+        default_factory=lambda: os.environ.get(EVAL_DIR_ENV, ""),
+        description="A folder of eval sets (FOUNDRY_EVAL_DIR); '' = none.",
+    )
+    ngram: int = Field(default_of(DecontamPolicy, "ngram"), ge=1, description="Words per n-gram.")
+    workers: int = Field(
+        default_of(DecontamPolicy, "workers"), ge=0, description="Processes; 0 = one per CPU."
+    )
+
+    def policy(self) -> DecontamPolicy:
+        sets = [EvalSet(s.name, s.path, s.id_field, tuple(s.text_fields)) for s in self.eval_sets]
+        if self.eval_dir:
+            sets += eval_sets_in(Path(self.eval_dir))
+        return DecontamPolicy(tuple(sets), self.ngram, self.workers)
+
+
+def eval_sets_fingerprint(op_config: dict) -> str | None:
+    """The index version these settings ask for now (None: an eval set cannot be read)."""
+    try:
+        return index_fingerprint(DecontamConfig(**op_config).policy())
+    except (EvalSetError, OSError):
+        return None
+
+
+@dg.asset(
+    group_name="cleaned",
+    code_version=DECONTAM_CODE_VERSION,
+    deps=["cleaned_documents", "duplicate_clusters"],
+    check_specs=check_specs("decontamination"),
+    kinds={"parquet", "duckdb"},
+)
+def decontamination(
+    context: dg.AssetExecutionContext, config: DecontamConfig, lake: Lake
+) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    """Documents that share a word n-gram (13 by default) with an evaluation set are removed,
+    each with the eval set, the item and the n-gram that matched (GPT-3, dolma, DCLM)."""
+    try:
+        policy = config.policy()
+        publication = Publication(context, lake, DECONTAM_CONTRACT, DECONTAM_CODE_VERSION)
+        root = Path(lake.home) / "decontamination"
+        with publication.write({"eval_sets": [s.name for s in policy.eval_sets]}) as out:
+            result = decontaminate(lake, policy, root, out)
+    except EvalSetError as error:
+        raise dg.Failure(str(error)) from error
+    summary = result.index.summary
+    yield from publication.results(
+        catalog_rows(lake, "cleaned_documents")
+        - catalog_rows(lake, "duplicate_clusters", "dropped"),
+        {
+            "eval_sets": dg.MetadataValue.json({s.name: s.path for s in policy.eval_sets}),
+            "ngram": policy.ngram,
+            "input_fingerprint": result.index.fingerprint,
+            "eval_items": summary.items,
+            "eval_ngrams": summary.ngrams,
+            "items_too_short": dg.MetadataValue.json(summary.too_short),
+            "removed_per_set": dg.MetadataValue.json(result.removed),
+        },
+    )
+
+
+DECONTAM_CONTRACT = Contract(
+    columns=("doc_id", "shard"),
+    not_null=("doc_id", "shard"),
+    max_drop_share=0.5,  # half a crawl overlapping benchmarks is a misconfigured eval set
 )

@@ -138,7 +138,13 @@ class ClusterConfig(dg.Config):
 @dg.asset(
     group_name="clustered",
     code_version=CLUSTER_CODE_VERSION,
-    deps=["cleaned_documents", "duplicate_clusters", "rephrased_documents", "document_embeddings"],
+    deps=[
+        "cleaned_documents",
+        "duplicate_clusters",
+        "decontamination",
+        "rephrased_documents",
+        "document_embeddings",
+    ],
     check_specs=check_specs("clusters"),
     kinds={"parquet", "scikitlearn"},
 )

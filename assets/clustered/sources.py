@@ -9,6 +9,7 @@ from pathlib import Path
 
 import polars as pl
 
+from assets.corpus import removal_assets
 from resources.lake import Lake, MissingUpstreamError
 
 SYNTHETIC = "synthetic"
@@ -52,16 +53,16 @@ class SourceReader:
             .select("doc_id", "language")
             .collect()
         )
-        if not self.lake.has("duplicate_clusters", "dropped"):
-            return docs
-        parts = {f.partition for f in self.lake.files("duplicate_clusters", "dropped")}
-        removed = (
-            self.lake.scan("duplicate_clusters", "dropped", [shard] if shard in parts else None)
-            .select("doc_id")
-            .filter(pl.col("doc_id").is_in(docs["doc_id"].implode()))
-            .collect()
-        )
-        return docs.join(removed, on="doc_id", how="anti")
+        for name in removal_assets(self.lake):
+            parts = {f.partition for f in self.lake.files(name, "dropped")}
+            removed = (
+                self.lake.scan(name, "dropped", [shard] if shard in parts else None)
+                .select("doc_id")
+                .filter(pl.col("doc_id").is_in(docs["doc_id"].implode()))
+                .collect()
+            )
+            docs = docs.join(removed, on="doc_id", how="anti")
+        return docs
 
     def vectors(self, source: Source, only: pl.Series | None = None) -> pl.DataFrame:
         """(doc_id, embedding) of this model, optionally only for `only` ids."""

@@ -18,6 +18,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from assets.corpus import removal_assets
 from resources.lake import Lake, TableSink
 from resources.tokenizer import TokenCounter
 
@@ -58,7 +59,7 @@ class Sources:
     counts: list[str]  # token_counts files
     synthetic: list[tuple[str, int]]  # rephrased_documents files with their row counts
     synthetic_counts: str | None = None  # (doc_id, tokens) of rewrites, counted here
-    duplicates: list[str] = field(default_factory=list)  # duplicate_clusters dropped
+    duplicates: list[str] = field(default_factory=list)  # dropped of duplicates, contamination
     clusters: list[str] = field(default_factory=list)
     clustered_out: list[str] = field(default_factory=list)  # clusters dropped
     scores: list[str] = field(default_factory=list)
@@ -93,7 +94,7 @@ def lake_sources(lake: Lake) -> Sources:
         paths("token_counts"),
         synthetic,
         None,
-        paths("duplicate_clusters", "dropped"),
+        [p for name in removal_assets(lake) for p in paths(name, "dropped")],
         paths("clusters"),
         paths("clusters", "dropped"),
         paths("quality_scores"),

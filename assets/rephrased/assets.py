@@ -101,7 +101,7 @@ class RephrasedConfig(dg.Config):
 @dg.asset(
     group_name="rephrased",
     code_version=CODE_VERSION,
-    deps=["raw_documents", "cleaned_documents", "duplicate_clusters"],
+    deps=["raw_documents", "cleaned_documents", "duplicate_clusters", "decontamination"],
     check_specs=check_specs("rephrased_documents"),
     kinds={"parquet", "duckdb"},
     pool=GPU_POOL,

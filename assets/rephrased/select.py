@@ -22,6 +22,7 @@ from typing import Literal, get_args
 import numpy as np
 import polars as pl
 
+from assets.corpus import removed_ids
 from assets.measures import HEURISTIC_WEIGHTS, LOG_SCALED, heuristic_signals, weighted
 from resources.lake import Lake
 
@@ -112,9 +113,7 @@ def in_id_order(pool: pl.LazyFrame, first_page: int = 0) -> Iterator[dict]:
 def _by_shard(lake: Lake, languages: tuple[str, ...], done: pl.LazyFrame) -> Iterator[dict]:
     """Every organic document not yet rewritten, one cleaned shard at a time, each in id order
     (memory bounded by a shard)."""
-    removed = None
-    if lake.has("duplicate_clusters", "dropped"):
-        removed = lake.scan("duplicate_clusters", "dropped").select("doc_id")
+    removed = removed_ids(lake)
     shards = sorted({f.partition for f in lake.files("cleaned_documents")})
     for shard in shards:
         docs = lake.scan("cleaned_documents", partitions=[shard]).select(COLUMNS)

@@ -117,7 +117,7 @@ class ClassifierConfig(dg.Config):
 @dg.asset(
     group_name="scored",
     code_version=CLASSIFIER_CODE_VERSION,
-    deps=["cleaned_documents", "duplicate_clusters"],
+    deps=["cleaned_documents", "duplicate_clusters", "decontamination"],
     check_specs=check_specs("quality_classifier"),
     kinds={"parquet", "scikitlearn"},
 )
@@ -215,7 +215,7 @@ class RatingsConfig(dg.Config):
 @dg.asset(
     group_name="scored",
     code_version=RATINGS_CODE_VERSION,
-    deps=["cleaned_documents", "duplicate_clusters", "rephrased_documents"],
+    deps=["cleaned_documents", "duplicate_clusters", "decontamination", "rephrased_documents"],
     check_specs=check_specs("llm_ratings"),
     kinds={"parquet", "vllm"},
     pool=GPU_POOL,
@@ -436,6 +436,7 @@ class ScoredConfig(dg.Config):
     deps=[
         "cleaned_documents",
         "duplicate_clusters",
+        "decontamination",
         "rephrased_documents",
         "document_embeddings",
         "clusters",

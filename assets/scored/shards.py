@@ -14,6 +14,7 @@ from functools import cache
 
 import polars as pl
 
+from assets.corpus import REMOVED_AFTER_CLEANING
 from resources.catalog import UNPARTITIONED
 from resources.lake import Lake
 
@@ -51,11 +52,12 @@ class ShardReader:
         docs = self._scan("cleaned_documents", "documents", unit)
         if docs is None:
             return None
-        parts = self.partitions("duplicate_clusters", "dropped")
-        if parts:
-            where = [unit] if unit in parts else sorted(parts)
-            removed = self.lake.scan("duplicate_clusters", "dropped", where).select("doc_id")
-            docs = docs.join(removed, on="doc_id", how="anti")
+        for name in REMOVED_AFTER_CLEANING:
+            parts = self.partitions(name, "dropped")
+            if parts:
+                where = [unit] if unit in parts else sorted(parts)
+                removed = self.lake.scan(name, "dropped", where).select("doc_id")
+                docs = docs.join(removed, on="doc_id", how="anti")
         return docs
 
     def documents(self, unit: str) -> pl.LazyFrame:
