@@ -22,6 +22,10 @@ class TokenCounter(ConfigurableResource):
         "", description="A tokenizer.json file or a model directory; '' = SmolLM2's tokenizer."
     )
     chunk_docs: int = Field(256, ge=1, description="Documents encoded together, then dropped.")
+    eos_token: str = Field(
+        "<|endoftext|>",
+        description="Appended to every document of a tokenized mixture (datatrove's default).",
+    )
     _tok: Any = PrivateAttr(default=None)
 
     def tokenizer_id(self) -> str:
@@ -39,6 +43,22 @@ class TokenCounter(ConfigurableResource):
             counts = [len(e.ids) for e in encodings]
             del encodings
             yield counts
+
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids of each text (no special tokens), for a chunk the caller bounds."""
+        return [e.ids for e in self._tokenizer().encode_batch_fast(list(texts), False)]
+
+    def eos_id(self) -> int:
+        token = self._tokenizer().token_to_id(self.eos_token)
+        if token is None:
+            raise ValueError(
+                f"the tokenizer {self.tokenizer_id()} has no token {self.eos_token!r}: set the "
+                "tokens resource's eos_token to its end-of-document token"
+            )
+        return token
+
+    def vocab_size(self) -> int:
+        return self._tokenizer().get_vocab_size(with_added_tokens=True)
 
     def _tokenizer(self) -> Any:
         if self._tok is None:

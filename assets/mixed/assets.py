@@ -49,6 +49,8 @@ from assets.mixed.report import manifest_for
 from assets.mixed.sampling import MixturePolicy
 from assets.mixed.search import SearchParams
 from assets.mixed.token_counts import TOKEN_COUNTS_SCHEMA, count_documents
+from assets.mixed.tokenized import FOLDER as TOKENIZED_FOLDER
+from assets.mixed.tokenized import write_tokenized
 from assets.partitions import crawl_shards
 from assets.publishing import Publication
 from assets.stages import assets_before, drop_tables
@@ -136,6 +138,11 @@ class MixedConfig(dg.Config):
         "512MB", description="DuckDB memory limit for the mixture's joins and aggregates (spills)."
     )
     threads: int = Field(2, ge=1, description="DuckDB threads.")
+    tokenized: bool = Field(
+        True,
+        description="Also write the samples as token ids in datatrove's format (nanotron reads "
+        "the folder as it is), shuffled across all shards with the seed.",
+    )
 
 
 TOKEN_COUNTS_CONTRACT = Contract(
@@ -215,6 +222,8 @@ def training_mixture(
         with publication.write(manifest) as out:
             for part, files in sorted(sources.text_files().items()):
                 sample_part(con, draws, part, files, policy.max_repeats, policy.seed, out, totals)
+            if config.tokenized:
+                manifest["tokenized"] = _tokenize(con, out, tokens, totals, policy.seed)
             manifest.update(
                 manifest_for(plan, totals, quotas, policy, tokens.tokenizer_id(), _settings(config))
             )
@@ -252,6 +261,19 @@ def training_mixture(
         },
         kept=totals.documents,
     )
+
+
+def _tokenize(
+    con: duckdb.DuckDBPyConnection,
+    out: VersionWriter,
+    tokens: TokenCounter,
+    totals: Totals,
+    seed: int,
+) -> dict:
+    shards = [out.staging / "shards" / f"{name}.parquet" for name in sorted(totals.shards)]
+    folder = out.staging / TOKENIZED_FOLDER
+    written = write_tokenized(con, shards, folder, tokens, seed, totals.tokens, totals.samples)
+    return written.manifest(tokens.tokenizer_id(), seed)
 
 
 def _write_version(
