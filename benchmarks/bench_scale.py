@@ -33,9 +33,7 @@ import random
 import time
 from collections import defaultdict
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from multiprocessing import get_context
 from pathlib import Path
 
 from benchmarks.bench_memory import _synthetic_word as made_up_word
@@ -234,13 +232,13 @@ def run_from_crawl(parallel: int) -> bool:
 def run_from_cleaned(shards: list[str], parallel: int) -> bool:
     """Every per-shard asset after cleaning, shards in parallel runs; then the corpus job."""
     from orchestration.jobs import SHARD_ASSET_NAMES
-    from orchestration.runner import ensure_instance, run_corpus, run_shard
+    from orchestration.runner import ensure_instance, run_corpus, run_shard, shard_pool
 
     instance = ensure_instance()
     instance.add_dynamic_partitions("crawl_shards", shards)
     later = [a for a in SHARD_ASSET_NAMES if a not in ("raw_documents", "cleaned_documents")]
     config = {"resources": {"embedder": {"config": EMBEDDER}}}
-    with ProcessPoolExecutor(max_workers=parallel, mp_context=get_context("spawn")) as pool:
+    with shard_pool(parallel) as pool:  # as `foundry run`: a process per shard run
         ok = list(
             pool.map(
                 run_shard,
@@ -248,6 +246,7 @@ def run_from_cleaned(shards: list[str], parallel: int) -> bool:
                 [config] * len(shards),
                 [None] * len(shards),
                 [later] * len(shards),
+                [True] * len(shards),
             )
         )
     return all(ok) and run_corpus({"ops": CORPUS_OPS, **config})

@@ -90,17 +90,31 @@ def run_shard(
     run_config: dict | None = None,
     tags: dict[str, str] | None = None,
     assets: list[str] | None = None,
+    in_process: bool = False,
 ) -> bool:
-    """One ingest run of a shard: every per-shard asset, or only ``assets`` (the stale ones)."""
+    """One ingest run of a shard: every per-shard asset, or only ``assets`` (the stale ones).
+    ``in_process``: the steps run in this process, which must be one started for this run."""
     instance = ensure_instance()
+    from orchestration.jobs import IN_PROCESS, MULTIPROCESS
+
+    execution = (
+        IN_PROCESS if in_process else {"execution": {"config": {"multiprocess": MULTIPROCESS}}}
+    )
     result = dg.execute_job(
         dg.reconstructable(ingest_job),
         instance,
-        run_config=run_config,
+        run_config={**(run_config or {}), **execution},
         tags={"dagster/partition": shard, **LAUNCHED_BY, **(tags or {})},
         asset_selection=[dg.AssetKey(name) for name in assets] if assets else None,
     )
     return result.success
+
+
+def shard_pool(parallel: int) -> ProcessPoolExecutor:
+    """`parallel` shard runs at once, each in a new process that ends with its run, so its steps
+    run in process, with the environment of this moment, and leave nothing to the next shard."""
+    context = get_context("spawn")
+    return ProcessPoolExecutor(max(parallel, 1), context, max_tasks_per_child=1)
 
 
 def run_corpus(
@@ -207,7 +221,7 @@ def run_pipeline(
     shards = register_shards(instance)
     plan = plan_run(instance, shard_config, corpus_config, force)
     todo = [s for s in shards if s in plan.shards]
-    with ProcessPoolExecutor(max_workers=max(parallel, 1), mp_context=get_context("spawn")) as pool:
+    with shard_pool(parallel) as pool:
         results = list(
             pool.map(
                 run_shard,
@@ -215,6 +229,7 @@ def run_pipeline(
                 [shard_config] * len(todo),
                 [tags] * len(todo),
                 [plan.shards[s] for s in todo],
+                [True] * len(todo),
             )
         )
     failed = [s for s, ok in zip(todo, results, strict=True) if not ok]

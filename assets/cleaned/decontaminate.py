@@ -362,6 +362,9 @@ def check_shard(lake: Lake, shard: str, index: EvalIndex, n: int) -> ShardCheck:
     )
     if (removed := removed_ids(lake, before="decontamination")) is not None:
         docs = docs.join(removed, on="doc_id", how="anti")
+    if not index.summary.ngrams:  # nothing to match: no text to read
+        checked = docs.select("doc_id", "shard").collect()
+        return ShardCheck(checked, pl.from_arrow(DROPPED_SCHEMA.empty_table()))
     frame = docs.collect()
     matches = find_contaminated(frame.select("doc_id", "text").iter_rows(), index, n)
     found = pl.DataFrame(
