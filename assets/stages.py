@@ -33,7 +33,16 @@ STAGES: tuple[Stage, ...] = (
         per_shard=("document_embeddings",),
         drops=("clusters",),
     ),
-    Stage("scored", ("quality_classifier", "llm_ratings", "rating_scorer", "quality_scores")),
+    Stage(
+        "scored",
+        (
+            "quality_classifier",
+            "preselect_classifier",
+            "llm_ratings",
+            "rating_scorer",
+            "quality_scores",
+        ),
+    ),
     Stage(
         "mixed",
         ("token_counts", "training_mixture"),

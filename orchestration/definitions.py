@@ -13,7 +13,13 @@ from assets.mixed.assets import token_counts, training_mixture
 from assets.mixed.proxy import NgramProxy
 from assets.raw.assets import raw_documents
 from assets.rephrased.assets import rephrased_documents
-from assets.scored.assets import llm_ratings, quality_classifier, quality_scores, rating_scorer
+from assets.scored.assets import (
+    llm_ratings,
+    preselect_classifier,
+    quality_classifier,
+    quality_scores,
+    rating_scorer,
+)
 from orchestration.jobs import build_corpus_job, ingest_shard_job
 from orchestration.schedules import nightly_corpus, nightly_rebuild
 from orchestration.sensors import corpus_after_ingest, new_crawl_shards
@@ -35,6 +41,7 @@ defs = dg.Definitions(
         document_embeddings,
         clusters,
         quality_classifier,
+        preselect_classifier,
         llm_ratings,
         rating_scorer,
         quality_scores,

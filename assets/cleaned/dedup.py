@@ -86,7 +86,7 @@ class DedupPolicy:
     minhash: MinHashConfig = field(default_factory=MinHashConfig)
     near_duplicates: bool = True
     keep: KeepPolicy = "earliest"
-    memory_limit_mb: int = 384  # DuckDB's limit for every reduce step; beyond it, it spills
+    memory_limit_mb: int = 256  # DuckDB's limit for every reduce step; beyond it, it spills
     threads: int = 2
     max_band_rows: int = 20_000_000  # rows one bucket step groups; a larger band splits by hash
     temp_directory: str | None = None  # where DuckDB spills; None = the system's temp folder

@@ -21,8 +21,8 @@ import numpy as np
 import polars as pl
 from pydantic import Field, PrivateAttr
 
-from assets.mixed.ngram import KneserNeyLM
 from assets.mixed.sampling import MixturePolicy, sample_mixture
+from assets.ngram import KneserNeyLM
 
 
 class ProxyEvaluator(dg.ConfigurableResource):

@@ -1,7 +1,8 @@
 """Dagster definitions of the scored stage: a trained classifier, LLM ratings distilled into
 regression heads, and one combined score per document.
 
-quality_classifier --+
+quality_classifier ------------+
+preselect_classifier ----------+
 llm_ratings -> rating_scorer --+--> quality_scores   (+ cleaned measurements, toxicity, clusters)
 
 The two trained assets store a model file beside their tables; a re-run whose inputs have the
@@ -31,12 +32,16 @@ from assets.scored.artifacts import current_artifact, fingerprint, ids_digest, r
 from assets.scored.classifier import ClassifierSpec, make_model, train_classifier
 from assets.scored.distill import fit_heads
 from assets.scored.features import CLASSIFIER_FILE, HEADS_FILE
+from assets.scored.preselect import LadderSpec, PreselectFit, fit_preselect
 from assets.scored.ratings import DIMENSIONS, prompt_hash, rate
 from assets.scored.reference import BUILTIN_PYTHON_DOCS, load_reference
 from assets.scored.schema import (
     CLASSIFIER_CONTRACT,
     CLASSIFIER_METRICS_SCHEMA,
     CLASSIFIER_SCHEMA,
+    PRESELECT_CONTRACT,
+    PRESELECT_METRICS_SCHEMA,
+    PRESELECT_SCHEMA,
     RATED_CONTRACT,
     RATED_SCHEMA,
     RATINGS_SCHEMA,
@@ -53,6 +58,7 @@ from assets.scored.shards import ShardReader
 from assets.scored.training import (
     Contrast,
     classifier_examples,
+    crawl_sample,
     earlier_ratings,
     head_table,
     rating_sample,
@@ -61,10 +67,12 @@ from assets.scored.training import (
 )
 from resources.lake import Lake
 from resources.rewriter import VLLMRewriter
+from resources.tokenizer import TokenCounter
 
 CODE_VERSION = "scored-3"  # 3: a map over shards, streaming statistics, sampled edges
 CLASSIFIER_CODE_VERSION = "quality-classifier-3"  # 3: tiers ranked in a bounded sample
 RATINGS_CODE_VERSION = "llm-ratings-1"
+PRESELECT_CODE_VERSION = "preselect-1"
 SCORER_CODE_VERSION = "rating-scorer-2"  # 2: alpha inside each fold, Spearman CI
 
 
@@ -198,6 +206,110 @@ def quality_classifier(
         },
         data_version=dg.DataVersion(wanted),
     )
+
+
+# --------------------------------------------------------------------------- PreSelect
+
+
+class PreselectConfig(dg.Config):
+    reference_paths: list[str] = Field(
+        [BUILTIN_PYTHON_DOCS],
+        description="Text the ladder's rungs are trained and measured on (as the classifier's).",
+    )
+    text_column: str = "text"
+    languages: list[str] | None = Field(["en"], description="Crawl languages sampled.")
+    sample_per_language: int = Field(
+        2000, gt=0, description="Documents whose strength is measured (seeded bottom-k)."
+    )
+    share: float = Field(0.3, gt=0, le=0.5, description="Top and bottom share: the labels.")
+    rungs: int = Field(default_of(LadderSpec, "rungs"), ge=2, description="Models in the ladder.")
+    order: int = Field(default_of(LadderSpec, "order"), ge=1, le=4, description="N-gram order.")
+    max_doc_tokens: int = Field(1024, gt=0, description="Tokens of a document scored.")
+    n_features: int = default_of(ClassifierSpec, "n_features")
+    folds: int = default_of(ClassifierSpec, "folds")
+    seed: int = 0
+
+    def ladder(self) -> LadderSpec:
+        return LadderSpec(rungs=self.rungs, order=self.order, seed=self.seed)
+
+    def spec(self) -> ClassifierSpec:
+        return ClassifierSpec(n_features=self.n_features, folds=self.folds, seed=self.seed)
+
+
+@dg.asset(
+    group_name="scored",
+    code_version=PRESELECT_CODE_VERSION,
+    deps=["cleaned_documents", "duplicate_clusters", "decontamination"],
+    check_specs=check_specs("preselect_classifier"),
+    kinds={"parquet", "scikitlearn"},
+)
+def preselect_classifier(
+    context: dg.AssetExecutionContext, config: PreselectConfig, lake: Lake, tokens: TokenCounter
+) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    """PreSelect: documents whose losses under a ladder of n-gram LMs rank the models as their
+    abilities do, against those that do not, learned by a hashed n-gram classifier that
+    quality_scores applies to every document (`preselect_score`)."""
+    publication = Publication(context, lake, PRESELECT_CONTRACT, PRESELECT_CODE_VERSION)
+    sample = crawl_sample(lake, config.languages, config.sample_per_language, config.seed)
+    spec, ladder = config.spec(), config.ladder()
+    wanted = fingerprint(
+        PRESELECT_CODE_VERSION,
+        repr(make_model(spec)),
+        ladder.__dict__,
+        config.model_dump(),
+        tokens.tokenizer_id(),
+        ids_digest(sample["doc_id"]),
+    )
+    reused = reusable(current_artifact(lake, "preselect_classifier"), wanted, lake, CLASSIFIER_FILE)
+    if not reused:
+        reference = load_reference(config.reference_paths, config.text_column)
+        fit = fit_preselect(
+            sample, reference, tokens, ladder, config.share, spec, config.max_doc_tokens
+        )
+        _publish_preselect(publication, fit, wanted, spec)
+    metrics = publication.scan("metrics").collect().row(0, named=True)
+    yield from publication.results(
+        sample.height,
+        {
+            "heldout_auc": metrics["auc"],
+            "auc_ci_low": metrics["auc_ci_low"],
+            "auc_ci_high": metrics["auc_ci_high"],
+            "auc_note": metrics["auc_reason"] or f"{metrics['folds']}-fold out-of-fold",
+            "ladder": dg.MetadataValue.json(json.loads(metrics["ladder"])),
+            "n_positive": metrics["n_positive"],
+            "n_negative": metrics["n_negative"],
+            "reused": reused,
+            "fingerprint": wanted,
+        },
+        data_version=dg.DataVersion(wanted),
+    )
+
+
+def _publish_preselect(
+    publication: Publication, fit: PreselectFit, wanted: str, spec: ClassifierSpec
+) -> None:
+    evaluation, ladder = fit.evaluation, fit.ladder
+    rungs = [
+        {"train_tokens": n, "ability": round(float(a), 4)}
+        for n, a in zip(ladder.train_tokens, ladder.abilities, strict=True)
+    ]
+    metrics = {
+        "fingerprint": wanted,
+        "trained": fit.model is not None,
+        "auc": evaluation.auc,
+        "auc_ci_low": evaluation.auc_ci_low,
+        "auc_ci_high": evaluation.auc_ci_high,
+        "auc_reason": evaluation.reason,
+        "n_positive": evaluation.n_positive,
+        "n_negative": evaluation.n_negative,
+        "folds": evaluation.folds,
+        "ladder": json.dumps(rungs),
+        "spec": json.dumps(spec.__dict__),
+    }
+    with publication.write() as out:
+        out.write("documents", fit.table, PRESELECT_SCHEMA)
+        out.write("metrics", frame([metrics], PRESELECT_METRICS_SCHEMA), PRESELECT_METRICS_SCHEMA)
+        save_model(fit.model, out.staging / CLASSIFIER_FILE)
 
 
 # --------------------------------------------------------------------------------- LLM ratings
@@ -441,6 +553,7 @@ class ScoredConfig(dg.Config):
         "document_embeddings",
         "clusters",
         "quality_classifier",
+        "preselect_classifier",
         "llm_ratings",
         "rating_scorer",
     ],

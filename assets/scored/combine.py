@@ -32,6 +32,7 @@ MIN_LEARN_ROWS = 8
 # Meta-rater style weights over standardised signals: + favours, - penalises.
 COMBINED_WEIGHTS: dict[str, float] = {
     "classifier_score": 1.0,
+    "preselect_score": 0.5,
     "educational_value": 0.5,
     "writing_style": 0.5,
     "cleanliness": 0.5,

@@ -42,6 +42,8 @@ class Scorers:
     # training documents with their out-of-fold scores: classifier (crawl side), rating heads
     classifier_oof: pl.DataFrame | None = None
     heads_oof: pl.DataFrame | None = None
+    preselect: dict[str, Any] | None = None  # PreSelect's classifier (predictive strength)
+    preselect_oof: pl.DataFrame | None = None
 
 
 def load_scorers(lake: Lake) -> Scorers:
@@ -53,6 +55,13 @@ def load_scorers(lake: Lake) -> Scorers:
         scorers.heldout["classifier_score"] = _lower_bound(stored.metrics, "auc_ci_low")[0]
         examples = lake.scan("quality_classifier").filter(pl.col("source") == "crawl")
         scorers.classifier_oof = examples.select("doc_id", "heldout_score").collect()
+    if (stored := current_artifact(lake, "preselect_classifier")) is not None:
+        if stored.metrics["trained"][0]:
+            scorers.preselect = load_model(lake, stored.folder, CLASSIFIER_FILE)
+        scorers.versions["preselect_classifier"] = stored.fingerprint
+        scorers.heldout["preselect_score"] = _lower_bound(stored.metrics, "auc_ci_low")[0]
+        examples = lake.scan("preselect_classifier").filter(pl.col("label") >= 0)
+        scorers.preselect_oof = examples.select("doc_id", "heldout_score").collect()
     if (stored := current_artifact(lake, "rating_scorer")) is not None:
         bundle = load_model(lake, stored.folder, HEADS_FILE)
         scorers.heads.update(bundle["heads"])
@@ -106,7 +115,10 @@ def document_features(
     )
     texts = batch["text"].to_list()
     derived = pl.DataFrame([text_signals(t) for t in texts])
-    scores = {"classifier_score": _classified(batch["doc_id"], texts, scorers)}
+    scores = {
+        "classifier_score": _classified(batch["doc_id"], texts, scorers),
+        "preselect_score": _preselected(batch["doc_id"], texts, scorers),
+    }
     scores |= _distilled(batch["doc_id"], vectors, scorers)
     frame = batch.select("doc_id", "origin", "language").with_columns(
         *(pl.Series(name, values).fill_nan(None) for name, values in scores.items()),
@@ -122,6 +134,14 @@ def _classified(ids: pl.Series, texts: list[str], scorers: Scorers) -> np.ndarra
         return np.full(len(ids), np.nan)
     scores = classifier_scores(scorers.classifier["model"], texts, scorers.classifier["spec"])
     return _out_of_fold(ids, scores, scorers.classifier_oof, "heldout_score")
+
+
+def _preselected(ids: pl.Series, texts: list[str], scorers: Scorers) -> np.ndarray:
+    """P(predictive) from PreSelect's classifier, out of fold for its own training sample."""
+    if scorers.preselect is None:
+        return np.full(len(ids), np.nan)
+    scores = classifier_scores(scorers.preselect["model"], texts, scorers.preselect["spec"])
+    return _out_of_fold(ids, scores, scorers.preselect_oof, "heldout_score")
 
 
 def _out_of_fold(

@@ -40,6 +40,39 @@ CLASSIFIER_CONTRACT = Contract(
     allowed={"source": ("reference", "crawl")},
 )
 
+# preselect_classifier: the sample with its losses under each rung, strength, label, held-out
+PRESELECT_SCHEMA = pa.schema(
+    [
+        ("doc_id", pa.string()),
+        ("language", pa.string()),
+        ("losses", pa.list_(pa.float64())),  # mean token loss under each rung, smallest first
+        ("agreement", pa.float64()),  # share of rung pairs ordered as their abilities
+        ("correlation", pa.float64()),
+        ("label", pa.int8()),  # 1 predictive, 0 not, -1 neither (not trained on)
+        ("heldout_score", pa.float64()),
+    ]
+)
+PRESELECT_METRICS_SCHEMA = pa.schema(
+    [
+        ("fingerprint", pa.string()),
+        ("trained", pa.bool_()),
+        ("auc", pa.float64()),
+        ("auc_ci_low", pa.float64()),
+        ("auc_ci_high", pa.float64()),
+        ("auc_reason", pa.string()),
+        ("n_positive", pa.int64()),
+        ("n_negative", pa.int64()),
+        ("folds", pa.int64()),
+        ("ladder", pa.string()),  # rungs: training tokens and ability (JSON)
+        ("spec", pa.string()),
+    ]
+)
+PRESELECT_CONTRACT = Contract(
+    columns=tuple(PRESELECT_SCHEMA.names),
+    not_null=("doc_id", "label"),
+    ranges={"heldout_score": (0.0, 1.0), "agreement": (0.0, 1.0), "label": (-1, 1)},
+)
+
 # llm_ratings: every answer (long), and the sample with one column per dimension (wide)
 RATINGS_SCHEMA = pa.schema(
     [
@@ -96,13 +129,14 @@ SCORER_METRICS_SCHEMA = pa.schema(
 SCORER_CONTRACT = Contract(columns=tuple(SCORER_SCHEMA.names))
 
 # quality_scores: the mixed stage reads doc_id, origin, quality_score and quality_bucket
-SCORE_COLUMNS = ("classifier_score", *DIMENSIONS, "toxicity")
+SCORE_COLUMNS = ("classifier_score", "preselect_score", *DIMENSIONS, "toxicity")
 SCORES_CONTRACT = Contract(
     columns=("doc_id", "origin", "quality_score", "quality_bucket", *SCORE_COLUMNS),
     not_null=("doc_id", "origin", "quality_score", "quality_bucket"),
     ranges={
         "quality_bucket": (0, N_BUCKETS - 1),
         "classifier_score": (0.0, 1.0),
+        "preselect_score": (0.0, 1.0),
         "toxicity": (0.0, 1.0),
         **{dim: (0.0, 5.0) for dim in DIMENSIONS},
     },
@@ -124,7 +158,10 @@ def _features_schema() -> pa.Schema:
             ("doc_id", pa.string()),
             ("origin", pa.string()),
             ("language", pa.string()),
-            *((name, pa.float64()) for name in ("classifier_score", *DIMENSIONS)),
+            *(
+                (name, pa.float64())
+                for name in ("classifier_score", "preselect_score", *DIMENSIONS)
+            ),
             *((name, pa.float64()) for name in (*TEXT_SIGNALS, *signals, "toxicity")),
             ("toxicity_source", pa.string()),
         ]

@@ -164,7 +164,10 @@ def gates(policy: ScoringPolicy) -> tuple[dict[str, float], dict[str, float]]:
     score's held-out interval: AUC for the classifier; Spearman for a distilled dimension, whose
     interval must exclude 0 whatever `min_heldout_spearman` says (a negative or zero setting
     does not admit a head with no demonstrable agreement)."""
-    thresholds = {"classifier_score": policy.min_heldout_auc}
+    thresholds = {
+        "classifier_score": policy.min_heldout_auc,
+        "preselect_score": policy.min_heldout_auc,
+    }
     thresholds |= {dim: policy.min_heldout_spearman for dim in DIMENSIONS}
     return thresholds, {dim: 0.0 for dim in DIMENSIONS}
 

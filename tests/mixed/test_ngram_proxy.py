@@ -7,8 +7,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from assets.mixed.ngram import KneserNeyLM
 from assets.mixed.proxy import CommandProxy, NgramProxy, chunk_documents
+from assets.ngram import KneserNeyLM
 
 
 @pytest.mark.parametrize("order", [1, 2, 3, 4])

@@ -16,11 +16,18 @@ from assets.cleaned.schema import CLEANED_DOCUMENTS_SCHEMA, SIGNALS_SCHEMA
 from assets.clustered.embed import to_table
 from assets.documents import content_hash, make_doc_id
 from assets.rephrased.schema import REPHRASED_SCHEMA
-from assets.scored.assets import llm_ratings, quality_classifier, quality_scores, rating_scorer
+from assets.scored.assets import (
+    llm_ratings,
+    preselect_classifier,
+    quality_classifier,
+    quality_scores,
+    rating_scorer,
+)
 from assets.scored.ratings import DIMENSIONS
 from resources.lake import Lake
 from resources.langid import LanguageIdentifier
 from resources.rewriter import Generation, VLLMRewriter
+from resources.tokenizer import TokenCounter
 
 CALLS: list[int] = []  # prompts per chat call, across resource copies
 
@@ -84,20 +91,24 @@ def lake(foundry_home, faq_en: list[str]) -> Lake:
     return lake
 
 
-ASSETS = [quality_classifier, llm_ratings, rating_scorer, quality_scores]
+ASSETS = [quality_classifier, preselect_classifier, llm_ratings, rating_scorer, quality_scores]
 
 
 def _run(lake: Lake, instance, ops: dict | None = None) -> dg.ExecuteInProcessResult:
-    config = {"quality_classifier": {"config": {"n_features": 2**16}}, **(ops or {})}
+    config = {
+        "quality_classifier": {"config": {"n_features": 2**16}},
+        "preselect_classifier": {"config": {"n_features": 2**16, "folds": 3}},
+        **(ops or {}),
+    }
     result = dg.materialize(
         ASSETS,
-        resources={"lake": lake, "rewriter": ScriptedRater()},
+        resources={"lake": lake, "rewriter": ScriptedRater(), "tokens": TokenCounter()},
         run_config={"ops": config},
         instance=instance,
     )
     assert result.success
     checks = result.get_asset_check_evaluations()
-    assert len(checks) == 8 and all(c.passed for c in checks), [
+    assert len(checks) == 10 and all(c.passed for c in checks), [
         (c.asset_key, c.check_name, c.metadata) for c in checks if not c.passed
     ]
     return result
@@ -160,6 +171,9 @@ def test_every_document_gets_every_score_and_a_rerun_reuses_what_was_trained(lak
     unskilled = {d for d, bound in low.items() if bound is None or bound < 0.1}
     if metrics["auc_ci_low"] < 0.6:
         unskilled.add("classifier_score")
+    preselect = _meta(first, "preselect_classifier")
+    if preselect["auc_ci_low"] is None or preselect["auc_ci_low"] < 0.6:
+        unskilled.add("preselect_score")
     assert set(scored["excluded_for_no_heldout_skill"]) == unskilled
     assert unskilled.isdisjoint(scored["weights"])
     assert "cluster_quality" in scored
@@ -170,6 +184,7 @@ def test_every_document_gets_every_score_and_a_rerun_reuses_what_was_trained(lak
     assert [ratings.height] == CALLS, "unchanged sample: no new rating request"
     assert _meta(second, "llm_ratings")["reused_documents"] == scores.height
     assert _meta(second, "quality_classifier")["reused"] is True
+    assert _meta(second, "preselect_classifier")["reused"] is True
     assert _meta(second, "rating_scorer")["reused"] is True
     assert lake.files("quality_classifier", "metrics")[0].version == classifier_version
     assert lake.files("rating_scorer", "metrics")[0].version == scorer_version

@@ -234,6 +234,7 @@ def reference_scores(lake: Lake, policy: ScoringPolicy) -> pl.DataFrame:
             docs["doc_id"], raw, scorers.classifier_oof, "heldout_score"
         )
     }
+    scores["preselect_score"] = np.full(docs.height, np.nan)  # no PreSelect in this lake
     scores |= {dim: np.full(docs.height, np.nan) for dim in DIMENSIONS}
     vectors = _all_vectors(lake)
     aligned = docs.select("doc_id").join(vectors, on="doc_id", how="left", maintain_order="left")
