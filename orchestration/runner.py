@@ -168,7 +168,12 @@ def plan_run(
 
 def _stale_shards(instance, graph, files, shard_config: dict | None) -> dict[str, list[str]]:
     from orchestration.jobs import SHARD_ASSET_NAMES
-    from orchestration.staleness import latest_by_partition, op_config_changed, stale_shards
+    from orchestration.staleness import (
+        config_changed,
+        latest_by_partition,
+        run_op_configs,
+        stale_shards,
+    )
 
     keys = [dg.AssetKey(name) for name in SHARD_ASSET_NAMES]
     work = {
@@ -176,9 +181,11 @@ def _stale_shards(instance, graph, files, shard_config: dict | None) -> dict[str
         for shard, rebuild in stale_shards(instance, graph, keys, files).items()
     }
     latest = {key: latest_by_partition(instance, key, files) for key in keys}
-    for shard in sorted(set(files) - set(work)):
-        run_ids = {k.to_user_string(): latest[k][shard].run_id for k in keys}
-        if op_config_changed(instance, run_ids, shard_config):
+    unchanged = sorted(set(files) - set(work))
+    run_ids = {s: {k.to_user_string(): latest[k][s].run_id for k in keys} for s in unchanged}
+    configs = run_op_configs(instance, (r for ids in run_ids.values() for r in ids.values()))
+    for shard in unchanged:  # one query per 500 runs, not one per shard
+        if config_changed(configs, run_ids[shard], shard_config):
             work[shard] = list(SHARD_ASSET_NAMES)
     return work
 

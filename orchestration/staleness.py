@@ -209,12 +209,24 @@ def op_config_changed(
     """Assets (by name) whose latest materialization ran with another op config than
     ``run_config`` asks for: staleness proper does not see configuration, a user who passes a
     new config expects it applied. ``run_ids``: asset name -> run of its latest materialization."""
-    wanted = (run_config or {}).get("ops", {})
-    ids = sorted({r for r in run_ids.values() if r})
+    return config_changed(run_op_configs(instance, run_ids.values()), run_ids, run_config)
+
+
+def run_op_configs(instance: dg.DagsterInstance, run_ids: Iterable[str | None]) -> dict[str, dict]:
+    """run id -> its op config, fetched 500 runs per query."""
+    ids = sorted({r for r in run_ids if r})
     configs: dict[str, dict] = {}
     for start in range(0, len(ids), 500):
         runs = instance.get_runs(filters=dg.RunsFilter(run_ids=ids[start : start + 500]))
         configs.update({run.run_id: run.run_config.get("ops", {}) for run in runs})
+    return configs
+
+
+def config_changed(
+    configs: Mapping[str, dict], run_ids: Mapping[str, str | None], run_config: dict | None
+) -> set[str]:
+    """`op_config_changed` over op configs fetched already (`run_op_configs`)."""
+    wanted = (run_config or {}).get("ops", {})
     return {
         name
         for name, run_id in run_ids.items()
