@@ -18,6 +18,7 @@ records the seed that was sent (None when none was) and what fixed its text.
 from __future__ import annotations
 
 import itertools
+import math
 import os
 from collections.abc import Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -146,6 +147,30 @@ class VLLMRewriter(ConfigurableResource):
     def truncate(self, text: str, max_tokens: int) -> str:
         ids = self.tokenizer().encode(text, add_special_tokens=False)
         return text if len(ids) <= max_tokens else self.tokenizer().decode(ids[:max_tokens])
+
+    def prompt_losses(self, texts: Sequence[str], max_tokens: int) -> list[float]:
+        """Nats per character each text costs the model (its first `max_tokens` tokens scored
+        by vLLM's prompt logprobs): comparable across models with different tokenizers, as
+        PreSelect's bits per character are. NaN for a text of fewer than two tokens."""
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        tokenizer = self.tokenizer()
+        ids = [tokenizer.encode(t, add_special_tokens=False)[:max_tokens] for t in texts]
+        scored = [i for i, tokens in enumerate(ids) if len(tokens) >= 2]
+        params = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0)
+        outputs = self.engine().generate(
+            [TokensPrompt(prompt_token_ids=ids[i]) for i in scored], params, use_tqdm=False
+        )
+        losses = [math.nan] * len(texts)
+        for i, output in zip(scored, outputs, strict=True):
+            chosen = [
+                step[token].logprob
+                for step, token in zip(output.prompt_logprobs[1:], ids[i][1:], strict=True)
+            ]
+            chars = len(tokenizer.decode(ids[i][1:]))
+            losses[i] = -sum(chosen) / max(chars, 1)
+        return losses
 
     def chat(self, conversations: Sequence[ChatMessages]) -> list[Generation]:
         """One batched call: continuous batching in the engine, concurrent requests over HTTP."""

@@ -32,7 +32,13 @@ from assets.scored.artifacts import current_artifact, fingerprint, ids_digest, r
 from assets.scored.classifier import ClassifierSpec, make_model, train_classifier
 from assets.scored.distill import fit_heads
 from assets.scored.features import CLASSIFIER_FILE, HEADS_FILE
-from assets.scored.preselect import LadderSpec, PreselectFit, fit_preselect
+from assets.scored.preselect import (
+    LadderSpec,
+    PreselectFit,
+    fit_preselect,
+    model_ladder_scores,
+    ngram_ladder_scores,
+)
 from assets.scored.ratings import DIMENSIONS, prompt_hash, rate
 from assets.scored.reference import BUILTIN_PYTHON_DOCS, load_reference
 from assets.scored.schema import (
@@ -211,7 +217,19 @@ def quality_classifier(
 # --------------------------------------------------------------------------- PreSelect
 
 
+class LadderModel(dg.Config):
+    """One rung of a user's own ladder."""
+
+    model: str = Field(description="A local model directory vLLM loads ('' = SmolLM2-135M).")
+    ability: float = Field(description="Its known ability, e.g. a benchmark average.")
+
+
 class PreselectConfig(dg.Config):
+    ladder_models: list[LadderModel] = Field(
+        default_factory=list,
+        description="Your own ladder (two or more models), scored by vLLM prompt logprobs; "
+        "empty = n-gram LMs trained on nested reference samples.",
+    )
     reference_paths: list[str] = Field(
         [BUILTIN_PYTHON_DOCS],
         description="Text the ladder's rungs are trained and measured on (as the classifier's).",
@@ -262,10 +280,7 @@ def preselect_classifier(
     )
     reused = reusable(current_artifact(lake, "preselect_classifier"), wanted, lake, CLASSIFIER_FILE)
     if not reused:
-        reference = load_reference(config.reference_paths, config.text_column)
-        fit = fit_preselect(
-            sample, reference, tokens, ladder, config.share, spec, config.max_doc_tokens
-        )
+        fit = fit_preselect(sample, _ladder_scores(config, sample, tokens), config.share, spec)
         _publish_preselect(publication, fit, wanted, spec)
     metrics = publication.scan("metrics").collect().row(0, named=True)
     yield from publication.results(
@@ -285,14 +300,37 @@ def preselect_classifier(
     )
 
 
+def _ladder_scores(config: PreselectConfig, sample: pl.DataFrame, tokens: TokenCounter):
+    texts = sample["text"].to_list()
+    if not config.ladder_models:
+        reference = load_reference(config.reference_paths, config.text_column)
+        return ngram_ladder_scores(texts, reference, tokens, config.ladder(), config.max_doc_tokens)
+    if len(config.ladder_models) < 2:
+        raise dg.Failure("preselect_classifier: a ladder needs two or more ladder_models")
+    models = [
+        (rung.model or "SmolLM2-135M-Instruct", rung.ability, _vllm_losses(rung.model))
+        for rung in config.ladder_models
+    ]
+    return model_ladder_scores(texts, models, config.max_doc_tokens)
+
+
+def _vllm_losses(model: str):
+    """Losses under one local model; its engine is shut down before the next rung's starts."""
+
+    def losses(texts: list[str], max_tokens: int) -> list[float]:
+        scorer = VLLMRewriter(model=model, max_model_len=max_tokens + 8, per_request_seed=False)
+        try:
+            return scorer.prompt_losses(texts, max_tokens)
+        finally:
+            scorer.teardown_after_execution(None)
+
+    return losses
+
+
 def _publish_preselect(
     publication: Publication, fit: PreselectFit, wanted: str, spec: ClassifierSpec
 ) -> None:
-    evaluation, ladder = fit.evaluation, fit.ladder
-    rungs = [
-        {"train_tokens": n, "ability": round(float(a), 4)}
-        for n, a in zip(ladder.train_tokens, ladder.abilities, strict=True)
-    ]
+    evaluation = fit.evaluation
     metrics = {
         "fingerprint": wanted,
         "trained": fit.model is not None,
@@ -303,7 +341,7 @@ def _publish_preselect(
         "n_positive": evaluation.n_positive,
         "n_negative": evaluation.n_negative,
         "folds": evaluation.folds,
-        "ladder": json.dumps(rungs),
+        "ladder": json.dumps(fit.scores.rungs),
         "spec": json.dumps(spec.__dict__),
     }
     with publication.write() as out:

@@ -19,7 +19,7 @@ through `ladder_losses` (a loss per document and rung) and `abilities`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import combinations
 
@@ -119,42 +119,71 @@ def strength_labels(strength: Strength, share: float) -> np.ndarray:
 
 
 @dataclass(frozen=True)
+class LadderScores:
+    """Every sampled document's loss under every rung, the rungs' abilities, what each rung is."""
+
+    losses: np.ndarray  # (documents x rungs)
+    abilities: np.ndarray
+    rungs: list[dict]  # per rung: what it is and its ability, for the metrics
+
+
+@dataclass(frozen=True)
 class PreselectFit:
     table: pl.DataFrame  # the sample: losses, strength, label, out-of-fold score
     model: dict | None  # {"model", "spec"} as quality_scores loads it; None when untrained
     evaluation: Evaluation
-    ladder: Ladder
+    scores: LadderScores
+
+
+def ngram_ladder_scores(
+    texts: Sequence[str],
+    reference: Sequence[str],
+    counter: TokenCounter,
+    spec: LadderSpec,
+    max_doc_tokens: int,
+) -> LadderScores:
+    """The default ladder: n-gram LMs on nested reference samples (mean loss per token)."""
+    ladder = ngram_ladder(_encoded(counter, reference, None), counter.vocab_size(), spec)
+    losses = ladder_losses(ladder, _encoded(counter, texts, max_doc_tokens))
+    rungs = [
+        {"model": f"kneser-ney-{spec.order}", "train_tokens": n, "ability": round(float(a), 4)}
+        for n, a in zip(ladder.train_tokens, ladder.abilities, strict=True)
+    ]
+    return LadderScores(losses, ladder.abilities, rungs)
+
+
+def model_ladder_scores(
+    texts: Sequence[str], models: Sequence[tuple[str, float, Callable]], max_doc_tokens: int
+) -> LadderScores:
+    """A user's own ladder: (name, ability, losses(texts, max_tokens)) per model, e.g. each a
+    local model scored through vLLM's prompt logprobs (nats per character), one at a time."""
+    losses = np.column_stack([np.asarray(f(texts, max_doc_tokens), float) for _, _, f in models])
+    abilities = np.array([ability for _, ability, _ in models], dtype=float)
+    rungs = [{"model": name, "ability": ability} for name, ability, _ in models]
+    return LadderScores(losses, abilities, rungs)
 
 
 def fit_preselect(
-    sample: pl.DataFrame,
-    reference: Sequence[str],
-    counter: TokenCounter,
-    ladder_spec: LadderSpec,
-    share: float,
-    spec: ClassifierSpec,
-    max_doc_tokens: int,
+    sample: pl.DataFrame, scores: LadderScores, share: float, spec: ClassifierSpec
 ) -> PreselectFit:
-    """Ladder on the reference, strength of every sampled document (doc_id, text, language),
-    labels from the top and bottom `share`, and the hashed n-gram classifier on them."""
-    ladder = ngram_ladder(_encoded(counter, reference, None), counter.vocab_size(), ladder_spec)
+    """Strength of every sampled document (doc_id, text, language) under the ladder, labels
+    from the top and bottom `share`, and the hashed n-gram classifier on them."""
     texts = sample["text"].to_list()
-    losses = ladder_losses(ladder, _encoded(counter, texts, max_doc_tokens))
-    strength = predictive_strength(losses, ladder.abilities)
+    strength = predictive_strength(scores.losses, scores.abilities)
     labels = strength_labels(strength, share)
     chosen = np.flatnonzero(labels >= 0)
     model, evaluation = train_classifier([texts[i] for i in chosen], labels[chosen], spec)
     heldout = np.full(len(texts), np.nan)
     heldout[chosen] = evaluation.heldout
     table = sample.select("doc_id", "language").with_columns(
-        pl.Series("losses", losses.tolist(), pl.List(pl.Float64)),
+        pl.Series("losses", scores.losses.tolist(), pl.List(pl.Float64)),
         pl.Series("agreement", strength.agreement).fill_nan(None),
         pl.Series("correlation", strength.correlation).fill_nan(None),
         pl.Series("label", labels, pl.Int8),
         pl.Series("heldout_score", heldout).fill_nan(None),
     )
     return PreselectFit(
-        table, {"model": model, "spec": spec} if model else None, evaluation, ladder
+        table, {"model": model, "spec": spec} if model else None, evaluation, scores
     )
 
 

@@ -18,8 +18,9 @@ from assets.scored.features import document_features, load_scorers
 from assets.scored.preselect import (
     LadderSpec,
     fit_preselect,
-    ladder_losses,
+    model_ladder_scores,
     ngram_ladder,
+    ngram_ladder_scores,
     predictive_strength,
     strength_labels,
 )
@@ -76,17 +77,23 @@ def test_strength_is_the_share_of_rung_pairs_ordered_by_ability() -> None:
     assert labels.tolist() == [1, 0, -1, -1]
 
 
-def test_the_classifier_learns_strength_with_a_heldout_auc(reference, tokens) -> None:
+@pytest.fixture(scope="module")
+def sample() -> pl.DataFrame:
     texts = faq_pages("en") + faq_pages("de")
-    sample = pl.DataFrame(
+    return pl.DataFrame(
         {
             "doc_id": [f"d{i}" for i in range(len(texts))],
             "text": texts,
             "language": ["en"] * len(faq_pages("en")) + ["de"] * len(faq_pages("de")),
         }
     )
+
+
+def test_the_classifier_learns_strength_with_a_heldout_auc(sample, tokens) -> None:
+    texts = sample["text"].to_list()
     reference_texts = load_reference([BUILTIN_PYTHON_DOCS])
-    fit = fit_preselect(sample, reference_texts, tokens, LadderSpec(), 0.3, SPEC, 512)
+    scores = ngram_ladder_scores(texts, reference_texts, tokens, LadderSpec(), 512)
+    fit = fit_preselect(sample, scores, 0.3, SPEC)
     table = fit.table
     assert table["label"].value_counts().sort("label")["count"].to_list()[1:] == [11, 11]
     assert fit.model is not None and fit.evaluation.auc is not None
@@ -96,10 +103,28 @@ def test_the_classifier_learns_strength_with_a_heldout_auc(reference, tokens) ->
     assert table.filter(pl.col("label") < 0)["heldout_score"].null_count() == table.height - 22
     assert all(len(losses) == 4 for losses in table["losses"])
     losses = np.array(table["losses"].to_list())
-    strength = predictive_strength(losses, fit.ladder.abilities)
+    strength = predictive_strength(losses, scores.abilities)
     assert np.allclose(strength.agreement, table["agreement"].to_numpy())
-    again = ladder_losses(fit.ladder, [np.asarray(t[:512]) for t in tokens.encode(texts[:2])])
-    assert np.allclose(again, losses[:2])
+    assert [r["train_tokens"] for r in scores.rungs] == sorted(
+        r["train_tokens"] for r in scores.rungs
+    )
+
+
+def test_a_ladder_of_real_models_scored_by_vllm_prompt_logprobs(sample, in_process_model) -> None:
+    """The plug: a rung is any model vLLM loads, its loss in nats per character of the prompt."""
+    repeated = "Debian is a free operating system. " * 20
+    noise = "qz8 Xv#k 0pL@ wq7% mZ!r " * 28
+    losses = in_process_model.prompt_losses([repeated, noise, "x"], 256)
+    assert losses[0] < losses[1] and np.isnan(losses[2])
+    uniform = np.log(95)  # a model that knows nothing: every printable character alike
+    rungs = [
+        ("SmolLM2-135M-Instruct", 1.0, in_process_model.prompt_losses),
+        ("uniform-characters", 0.0, lambda texts, _: [uniform] * len(texts)),
+    ]
+    scores = model_ladder_scores(sample["text"].to_list(), rungs, 256)
+    assert scores.losses.shape == (sample.height, 2) and np.all(scores.losses[:, 0] < uniform)
+    fit = fit_preselect(sample, scores, 0.3, SPEC)
+    assert fit.model is not None and scores.rungs[0]["model"] == rungs[0][0]
 
 
 def _cleaned_lake(home) -> Lake:
