@@ -442,21 +442,35 @@ def _compare_texts(con: duckdb.DuckDBPyConnection, files: SignatureFiles, ngram:
                 con, "shingled", pa.table({"doc_id": batch["doc_id"], "hashes": _lists(hashes)})
             )
     compared = 0
-    reader = con.cursor().sql(
-        "SELECT t.hash_a, t.hash_b, x.hashes AS set_a, y.hashes AS set_b FROM todo t "
-        "JOIN shingled x ON x.doc_id = t.a JOIN shingled y ON y.doc_id = t.b"
-    )
-    for batch in reader.to_arrow_reader(CONFIRM_BATCH):
-        sets = zip(_arrays(batch["set_a"]), _arrays(batch["set_b"]), strict=True)
+    pairs = con.cursor().sql("SELECT hash_a, hash_b, a, b FROM todo")
+    lookup = con.cursor()
+    for batch in pairs.to_arrow_reader(CONFIRM_BATCH):
+        sets = _shingle_sets(lookup, batch)
+        similarity = [
+            _set_jaccard(sets[a], sets[b])
+            for a, b in zip(batch["a"].to_pylist(), batch["b"].to_pylist(), strict=True)
+        ]
         checked = {
             "hash_a": batch["hash_a"],
             "hash_b": batch["hash_b"],
-            "similarity": pa.array([_set_jaccard(a, b) for a, b in sets], pa.float64()),
+            "similarity": pa.array(similarity, pa.float64()),
             "fresh": pa.array([True] * batch.num_rows),
         }
         _insert(con, "checks", pa.table(checked))
         compared += batch.num_rows
     return compared
+
+
+def _shingle_sets(con: duckdb.DuckDBPyConnection, pairs: pa.RecordBatch) -> dict[str, np.ndarray]:
+    """The shingle sets of one batch of pairs' documents: a semi-join on the batch's ids, so no
+    hash table is ever built over the (large, list-valued) shingled table."""
+    ids = pa.table({"doc_id": pa.concat_arrays([pairs["a"], pairs["b"]]).unique()})
+    con.register("batch_ids", ids)
+    found = con.sql(
+        "SELECT doc_id, hashes FROM shingled WHERE doc_id IN (SELECT doc_id FROM batch_ids)"
+    ).to_arrow_table()
+    con.unregister("batch_ids")
+    return dict(zip(found["doc_id"].to_pylist(), _arrays(found["hashes"]), strict=True))
 
 
 def _set_jaccard(a: np.ndarray, b: np.ndarray) -> float:
