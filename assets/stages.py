@@ -40,6 +40,8 @@ STAGES: tuple[Stage, ...] = (
             "preselect_classifier",
             "llm_ratings",
             "rating_scorer",
+            "dataman_ratings",
+            "dataman_heads",
             "quality_scores",
         ),
     ),

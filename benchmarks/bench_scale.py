@@ -46,6 +46,7 @@ EMBEDDER = json.loads(os.environ.get("FOUNDRY_SCALE_EMBEDDER", '{"model": "hashi
 CORPUS_OPS = {
     "rephrased_documents": {"config": {"max_new_documents": 0}},
     "llm_ratings": {"config": {"sample_size": 0}},
+    "dataman_ratings": {"config": {"sample_size": 0}},
 }
 
 

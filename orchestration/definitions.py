@@ -20,6 +20,7 @@ from assets.scored.assets import (
     quality_scores,
     rating_scorer,
 )
+from assets.scored.dataman_assets import dataman_heads, dataman_ratings
 from orchestration.jobs import build_corpus_job, ingest_shard_job
 from orchestration.schedules import nightly_corpus, nightly_rebuild
 from orchestration.sensors import corpus_after_ingest, new_crawl_shards
@@ -44,6 +45,8 @@ defs = dg.Definitions(
         preselect_classifier,
         llm_ratings,
         rating_scorer,
+        dataman_ratings,
+        dataman_heads,
         quality_scores,
         token_counts,
         training_mixture,

@@ -13,6 +13,7 @@ import pytest
 from warcio.archiveiterator import ArchiveIterator
 
 from assets.clustered.assets import ClusterConfig
+from assets.scored.dataman import CRITERION_COLUMNS
 from orchestration.jobs import STAGE_ASSET_NAMES
 from orchestration.lineage import trace_document
 from orchestration.runner import (
@@ -45,6 +46,7 @@ def corpus_config(
             "rephrased_documents": {"config": rephrase},
             "clusters": {"config": clusters or {}},
             "llm_ratings": {"config": ratings or {}},
+            "dataman_ratings": {"config": ratings or {}},
             "training_mixture": {"config": {"token_budget": BUDGET}},
         }
     }
@@ -205,6 +207,34 @@ def test_a_page_quoted_by_an_eval_set_is_removed_and_explained(sample_run: Lake)
     url = quoting.filter(pl.col("doc_id").is_in(list(expected)))["url"][0]
     (answer,) = explain(sample_run.catalog, url)
     assert "NOT in the mixture" in answer and "decontam:debian-faq-quiz" in answer
+
+
+def test_dataman_and_preselect_reach_every_document_and_the_card(sample_run: Lake) -> None:
+    """The real rater annotates the sample with DataMan's 14 criteria and a domain; the heads'
+    held-out skill is recorded; every document gets the dm_* columns and PreSelect's score; the
+    dataset card lists them, the domains and the decontamination count."""
+    answers = sample_run.scan("dataman_ratings", "ratings").collect()
+    sampled = sample_run.scan("dataman_ratings").collect()
+    assert answers.height == sampled.height * 15 and sampled.height > 0
+    parsed = answers.filter(pl.col("parse_error").is_null())
+    assert parsed.height > answers.height / 2, answers["answer"].head(10).to_list()
+    assert (
+        answers["parse_error"].is_null()
+        == (answers["score"].is_not_null() | answers["label"].is_not_null())
+    ).all()
+    metrics = sample_run.scan("dataman_heads", "metrics").collect()
+    assert set(metrics["dimension"]) == {*CRITERION_COLUMNS, "dm_domain"}
+    domain = metrics.filter(pl.col("dimension") == "dm_domain").row(0, named=True)
+    assert domain["accuracy"] is not None or domain["spearman_reason"]
+    scores = sample_run.scan("quality_scores").collect()
+    assert scores["dm_overall_score"].null_count() == 0
+    assert scores["preselect_score"].null_count() == 0
+    version_dir = Path(sample_run.files("training_mixture")[0].path).parent
+    card = (version_dir / "DATASET_CARD.md").read_text()
+    for name in ("dm_overall_score", "dm_semantic_density", "preselect_score", "DataMan domains"):
+        assert name in card, name
+    removed = sample_run.scan("decontamination", "dropped").collect().height
+    assert f"| decontam:debian-faq-quiz | {removed} |" in card
 
 
 def test_why_explains_what_is_in_and_what_is_not(sample_run: Lake) -> None:

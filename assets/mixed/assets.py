@@ -36,12 +36,14 @@ from assets.mixed.plan import (
     plan_temperature,
 )
 from assets.mixed.pool import (
+    DomainBy,
     Sources,
     build_pool,
     connect,
     count_synthetic,
     domain_totals,
     lake_sources,
+    score_summary,
 )
 from assets.mixed.proxy import ProxyEvaluator
 from assets.mixed.quota import solve_quotas
@@ -53,11 +55,13 @@ from assets.mixed.tokenized import FOLDER as TOKENIZED_FOLDER
 from assets.mixed.tokenized import write_tokenized
 from assets.partitions import crawl_shards
 from assets.publishing import Publication
+from assets.scored.dataman import DOMAIN_COLUMN
+from assets.scored.schema import SCORE_COLUMNS
 from assets.stages import assets_before, drop_tables
 from resources.lake import Lake, VersionWriter
 from resources.tokenizer import TokenCounter
 
-CODE_VERSION = "mixed-3"
+CODE_VERSION = "mixed-4"  # 4: domains by cluster or DataMan domain; scores on the card
 TOKEN_COUNTS_VERSION = "token-counts-1"
 AUDIT_REPORT = "audit_report.html"
 CONTRACT = Contract(
@@ -125,6 +129,12 @@ class MixedConfig(dg.Config):
         description="Cap on synthetic tokens.",
     )
     high_quality_bucket: int = Field(3, description="Buckets at or above this are 'hq'.")
+    domain_by: DomainBy = Field(
+        "cluster",
+        description="What a domain is besides quality tier and origin: 'cluster' (the "
+        "document's embedding cluster) or 'dataman' (its DataMan domain, from the domain head "
+        "of dataman_heads; 'unlabelled' where that head showed no held-out skill).",
+    )
     seed: int = default_of(MixturePolicy, "seed")
     manual_weights: dict[str, float] = Field(
         default_factory=dict, description="Domain glob pattern -> weight, for method 'manual'."
@@ -211,7 +221,14 @@ def training_mixture(
         if lake.remote:  # DuckDB reads the lake's files through the lake's own fsspec filesystem
             con.register_filesystem(lake.filesystem)
         count_synthetic(con, sources, tokens, work / "synthetic_tokens.parquet")
-        build_pool(con, sources, work / "pool.parquet", config.seed, config.high_quality_bucket)
+        build_pool(
+            con,
+            sources,
+            work / "pool.parquet",
+            config.seed,
+            config.high_quality_bucket,
+            domain_by=config.domain_by,
+        )
         draws = work / "draws.parquet"
         plan = _plan(con, sources, draws, config, policy, proxy)
         quotas = solve_quotas(con, draws, plan.weights, policy)
@@ -228,6 +245,8 @@ def training_mixture(
                 manifest_for(plan, totals, quotas, policy, tokens.tokenizer_id(), _settings(config))
             )
             manifest["upstream_versions"] = lake.versions_of(UPSTREAM)
+            manifest["domain_by"] = config.domain_by
+            scores = score_summary(con, sources, SCORE_COLUMNS, DOMAIN_COLUMN)
             configs = {
                 **run_configs(context.instance, lake),
                 "training_mixture": config.model_dump(),
@@ -239,7 +258,7 @@ def training_mixture(
                 (totals.documents, totals.dropped),
                 title="Audit report: training_mixture",
             )
-            _write_version(out, lake, manifest, totals, rounds, report)
+            _write_version(out, lake, manifest, totals, rounds, report, scores)
         con.close()
     folder = publication.folder
     yield from publication.results(
@@ -283,6 +302,7 @@ def _write_version(
     totals: Totals,
     rounds: pl.DataFrame | None,
     audit_report: str,
+    scores: tuple[pl.DataFrame, pl.DataFrame],
 ) -> None:
     """Search rounds, manifest, card and audit report, beside the parts' tables and shards."""
     if rounds is not None:
@@ -298,6 +318,7 @@ def _write_version(
         lake.scan("clusters", "summary").select("cluster_id", "label", "size").collect(),
         languages.collect(engine="streaming"),
         rounds,
+        scores,
     )
 
 

@@ -117,6 +117,7 @@ def write_card(
     clusters: pl.DataFrame,
     languages: pl.DataFrame,
     rounds: pl.DataFrame | None = None,
+    scores: tuple[pl.DataFrame, pl.DataFrame] | None = None,
 ) -> Path:
     plot_weights(manifest["weights"], manifest["tokens_per_domain"], out_dir / "weights.png")
     searched: list[str] = []
@@ -135,7 +136,8 @@ def write_card(
         *_draw_lines(manifest),
         "",
         *searched,
-        "## Domains (cluster x quality tier x origin)",
+        f"## Domains ({_DOMAIN_PARTS[manifest.get('domain_by', 'cluster')]} x quality tier x "
+        "origin)",
         "",
         "`weight` is the method's target share, `share` what whole documents filled under the "
         "repeat and synthetic caps.",
@@ -156,6 +158,7 @@ def write_card(
             .sort("weight", descending=True)
         ),
         "",
+        *_scores_section(scores),
         "## Clusters",
         "",
         markdown_table(clusters),
@@ -177,6 +180,30 @@ def write_card(
     path = out_dir / "DATASET_CARD.md"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+_DOMAIN_PARTS = {"cluster": "cluster", "dataman": "DataMan domain"}
+
+
+def _scores_section(scores: tuple[pl.DataFrame, pl.DataFrame] | None) -> list[str]:
+    """Every per-document score of quality_scores (model scores, DataMan's dm_* ratings) and
+    the corpus's documents per DataMan domain."""
+    if scores is None:
+        return []
+    summary, domains = scores
+    return [
+        "## Document scores (every corpus document, quality_scores)",
+        "",
+        "A model score is null where its model is absent; the combined score weighs it only "
+        "where it showed held-out skill. `dm_domain` is null where the domain head showed none.",
+        "",
+        markdown_table(summary),
+        "",
+        "## DataMan domains (every corpus document)",
+        "",
+        markdown_table(domains),
+        "",
+    ]
 
 
 def _draw_lines(manifest: dict) -> list[str]:

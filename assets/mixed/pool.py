@@ -14,6 +14,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import duckdb
 import polars as pl
@@ -21,6 +22,14 @@ import polars as pl
 from assets.corpus import removal_assets
 from resources.lake import Lake, TableSink
 from resources.tokenizer import TokenCounter
+
+# What a mixture domain is made of besides quality tier and origin: the document's cluster, or
+# the domain DataMan's head gave it (`unlabelled` where the head was gated out).
+DomainBy = Literal["cluster", "dataman"]
+_DOMAIN_SQL = {
+    "cluster": "'c' || k.cluster_id",
+    "dataman": "replace(lower(coalesce(s.dm_domain, 'unlabelled')), ' ', '_')",
+}
 
 SYNTHETIC_PART_ROWS = 10_000
 POOL_BUCKET_ROWS = 20_000  # documents per hash bucket of the pool's joins
@@ -130,12 +139,13 @@ def build_pool(
     seed: int,
     high_bucket: int,
     bucket_rows: int = POOL_BUCKET_ROWS,
+    domain_by: DomainBy = "cluster",
 ) -> None:
     """Join the corpus with token counts, clusters and scores out of core; sort by part.
 
     The joins run one doc_id-hash bucket of about `bucket_rows` documents at a time, so their
     hash tables stay that size whatever the corpus; the final sort spills to disk."""
-    _views(con, sources)
+    _views(con, sources, domain_by)
     rows = con.sql("SELECT count(*) FROM corpus").fetchall()[0][0]
     buckets = max(1, math.ceil(rows / bucket_rows))
     shuffled = out.parent / f"{out.stem}_shuffle"
@@ -144,7 +154,7 @@ def build_pool(
     joined = out.parent / f"{out.stem}_buckets"
     joined.mkdir(exist_ok=True)
     for bucket in range(buckets):
-        query = _joined(shuffled, bucket, seed, high_bucket)
+        query = _joined(shuffled, bucket, seed, high_bucket, domain_by)
         con.sql(f"COPY ({query}) TO '{joined}/{bucket}.parquet' (FORMAT parquet)")
     con.sql(
         f"COPY (SELECT * FROM read_parquet('{joined}/*.parquet') ORDER BY part) "
@@ -164,7 +174,9 @@ def _shuffle(con: duckdb.DuckDBPyConnection, view: str, folder: Path, buckets: i
     )
 
 
-def _joined(shuffled: Path, bucket: int, seed: int, high_bucket: int) -> str:
+def _joined(
+    shuffled: Path, bucket: int, seed: int, high_bucket: int, domain_by: DomainBy = "cluster"
+) -> str:
     """The pool rows of one doc_id-hash bucket: each join input read from its bucket's files."""
 
     def read(name: str) -> str:
@@ -176,7 +188,7 @@ def _joined(shuffled: Path, bucket: int, seed: int, high_bucket: int) -> str:
     return f"""
         SELECT c.doc_id, c.part, c.origin, t.tokens, k.cluster_id, s.quality_score,
                s.quality_bucket,
-               'c' || k.cluster_id || '-' || {tier} || '-' || c.origin AS domain,
+               {_DOMAIN_SQL[domain_by]} || '-' || {tier} || '-' || c.origin AS domain,
                {unit_hash_sql(seed, "mix", "c.doc_id")} AS u,
                CASE WHEN k.cluster_id IS NULL THEN 'mixed:missing_cluster'
                     WHEN s.quality_score IS NULL THEN 'mixed:missing_score'
@@ -189,7 +201,7 @@ def _joined(shuffled: Path, bucket: int, seed: int, high_bucket: int) -> str:
     """
 
 
-def _views(con: duckdb.DuckDBPyConnection, sources: Sources) -> None:
+def _views(con: duckdb.DuckDBPyConnection, sources: Sources, domain_by: DomainBy) -> None:
     def view(name: str, paths: Sequence[str], columns: str, empty: str) -> None:
         body = f"SELECT {columns} FROM read_parquet({sql_list(paths)})" if paths else empty
         con.sql(f"CREATE OR REPLACE VIEW {name} AS {body}")
@@ -228,12 +240,47 @@ def _views(con: duckdb.DuckDBPyConnection, sources: Sources) -> None:
         "doc_id",
         "SELECT NULL::VARCHAR AS doc_id WHERE false",
     )
+    dataman = domain_by == "dataman"
     view(
         "scored",
         sources.scores,
-        "doc_id, quality_score, quality_bucket",
-        none.format("NULL::DOUBLE AS quality_score, NULL::INT AS quality_bucket"),
+        "doc_id, quality_score, quality_bucket" + (", dm_domain" if dataman else ""),
+        none.format(
+            "NULL::DOUBLE AS quality_score, NULL::INT AS quality_bucket"
+            + (", NULL::VARCHAR AS dm_domain" if dataman else "")
+        ),
     )
+
+
+def score_summary(
+    con: duckdb.DuckDBPyConnection, sources: Sources, columns: Sequence[str], label: str
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """For the card: per score column the documents with a value and its mean, and documents
+    per value of `label` (DataMan's domain), in two aggregates over the stored scores."""
+    if not sources.scores:
+        return pl.DataFrame(), pl.DataFrame()
+    scores = f"read_parquet({sql_list(sources.scores)}, union_by_name = true)"
+    present = set(con.sql(f"SELECT * FROM {scores} LIMIT 0").columns)
+    shown = [c for c in columns if c in present]
+    aggregates = ", ".join(f"count({c}), avg({c})" for c in shown)
+    row = con.sql(f"SELECT {aggregates} FROM {scores}").fetchone() if shown else ()
+    summary = pl.DataFrame(
+        {
+            "score": shown,
+            "documents": [int(row[2 * i]) for i in range(len(shown))],
+            "mean": [
+                None if row[2 * i + 1] is None else round(row[2 * i + 1], 3)
+                for i in range(len(shown))
+            ],
+        }
+    )
+    if label not in present:
+        return summary, pl.DataFrame()
+    labels = con.sql(
+        f"SELECT coalesce({label}, '(none)') AS {label}, count(*) AS documents FROM {scores} "
+        f"GROUP BY 1 ORDER BY documents DESC, 1"
+    ).pl()
+    return summary, labels
 
 
 def domain_totals(con: duckdb.DuckDBPyConnection, exclude: str = "held") -> pl.DataFrame:

@@ -4,6 +4,7 @@ regression heads, and one combined score per document.
 quality_classifier ------------+
 preselect_classifier ----------+
 llm_ratings -> rating_scorer --+--> quality_scores   (+ cleaned measurements, toxicity, clusters)
+dataman_ratings -> dataman_heads (dataman_assets.py) -+
 
 The two trained assets store a model file beside their tables; a re-run whose inputs have the
 same fingerprint keeps the stored version (metadata `reused: true`) instead of retraining, and
@@ -30,6 +31,7 @@ from assets.publishing import Publication
 from assets.scored import plots, reports
 from assets.scored.artifacts import current_artifact, fingerprint, ids_digest, reusable, save_model
 from assets.scored.classifier import ClassifierSpec, make_model, train_classifier
+from assets.scored.dataman import DOMAIN_COLUMN
 from assets.scored.distill import fit_heads
 from assets.scored.features import CLASSIFIER_FILE, HEADS_FILE
 from assets.scored.preselect import (
@@ -75,7 +77,7 @@ from resources.lake import Lake
 from resources.rewriter import VLLMRewriter
 from resources.tokenizer import TokenCounter
 
-CODE_VERSION = "scored-3"  # 3: a map over shards, streaming statistics, sampled edges
+CODE_VERSION = "scored-4"  # 4: DataMan's criteria (dm_*) and domain
 CLASSIFIER_CODE_VERSION = "quality-classifier-3"  # 3: tiers ranked in a bounded sample
 RATINGS_CODE_VERSION = "llm-ratings-1"
 PRESELECT_CODE_VERSION = "preselect-1"
@@ -594,6 +596,8 @@ class ScoredConfig(dg.Config):
         "preselect_classifier",
         "llm_ratings",
         "rating_scorer",
+        "dataman_ratings",
+        "dataman_heads",
     ],
     check_specs=check_specs("quality_scores"),
     kinds={"parquet", "duckdb"},
@@ -621,7 +625,8 @@ def quality_scores(
             raise dg.Failure(str(error)) from error
     scores = publication.scan()
     sample = scored.sample
-    histograms = reports.score_histograms(sample, ["quality_score", *SCORE_COLUMNS])
+    shown = [c for c in SCORE_COLUMNS if not c.startswith("dm_") or c == "dm_overall_score"]
+    histograms = reports.score_histograms(sample, ["quality_score", *shown])
     yield from publication.results(
         corpus_size(lake),
         {
@@ -633,6 +638,7 @@ def quality_scores(
             "learned_weights_note": scored.learned_note,
             "excluded_for_no_heldout_skill": dg.MetadataValue.json(scored.excluded),
             "mean_score_by_origin": dg.MetadataValue.json(reports.mean_score_by(scores, "origin")),
+            "dataman_domains": dg.MetadataValue.json(reports.value_counts(scores, DOMAIN_COLUMN)),
             "mean_score_by_language": dg.MetadataValue.json(
                 reports.mean_score_by(scores, "language")
             ),

@@ -38,6 +38,7 @@ COMBINED_WEIGHTS: dict[str, float] = {
     "cleanliness": 0.5,
     "facts_and_trivia": 0.25,
     "required_expertise": 0.25,
+    "dm_overall_score": 0.5,  # DataMan selects by its overall score
     "rps_doc_word_count": 0.25,
     "rps_doc_frac_unique_words": 0.25,
     "rps_doc_stop_word_fraction": 0.25,

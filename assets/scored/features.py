@@ -18,6 +18,7 @@ import polars as pl
 
 from assets.scored.artifacts import current_artifact, load_model
 from assets.scored.classifier import classifier_scores
+from assets.scored.dataman import CRITERION_COLUMNS, DOMAIN_COLUMN
 from assets.scored.distill import predict
 from assets.scored.ratings import DIMENSIONS
 from assets.scored.shards import ShardReader
@@ -44,6 +45,16 @@ class Scorers:
     heads_oof: pl.DataFrame | None = None
     preselect: dict[str, Any] | None = None  # PreSelect's classifier (predictive strength)
     preselect_oof: pl.DataFrame | None = None
+    dataman_heads: dict[str, Any] = field(default_factory=dict)  # dm_<criterion> -> ridge
+    dataman_scale: tuple[int, int] = (1, 5)
+    dataman_domain: Any = None  # the domain head, only where it showed skill
+    dataman_oof: pl.DataFrame | None = None
+    # model scores left out at loading, with the reason (the domain head without skill)
+    excluded: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def needs_vectors(self) -> bool:
+        return bool(self.heads or self.dataman_heads or self.dataman_domain is not None)
 
 
 def load_scorers(lake: Lake) -> Scorers:
@@ -70,7 +81,37 @@ def load_scorers(lake: Lake) -> Scorers:
         low = _lower_bound(stored.metrics, "spearman_ci_low")
         scorers.heldout.update(zip(stored.metrics["dimension"], low, strict=True))
         scorers.heads_oof = lake.scan("rating_scorer").collect()
+    if (stored := current_artifact(lake, "dataman_heads")) is not None:
+        _load_dataman(lake, stored, scorers)
     return scorers
+
+
+def _load_dataman(lake: Lake, stored: Any, scorers: Scorers) -> None:
+    """DataMan's rating heads (gated later, like the other heads) and its domain head, used
+    only if the lower bound of its held-out accuracy interval beats always naming the most
+    common domain."""
+    bundle = load_model(lake, stored.folder, HEADS_FILE)
+    scorers.dataman_heads = bundle["heads"]
+    scorers.dataman_scale = bundle["scale"]
+    scorers.embedding_model = scorers.embedding_model or bundle["embedding_model"]
+    scorers.versions["dataman_heads"] = stored.fingerprint
+    metrics = stored.metrics
+    criteria = metrics.filter(pl.col("dimension") != DOMAIN_COLUMN)
+    scorers.heldout.update(zip(criteria["dimension"], criteria["spearman_ci_low"], strict=True))
+    domain = metrics.filter(pl.col("dimension") == DOMAIN_COLUMN).to_dicts()
+    skill = domain[0] if domain else {}
+    low, baseline = skill.get("accuracy_ci_low"), skill.get("majority_share")
+    if bundle.get("domain") is None or low is None:
+        reason = skill.get("spearman_reason") or "no domain head"
+        scorers.excluded[DOMAIN_COLUMN] = f"no domain head: {reason}"
+    elif baseline is not None and low <= baseline:
+        scorers.excluded[DOMAIN_COLUMN] = (
+            f"held-out accuracy CI low {low:.3f} <= {baseline:.3f}, the share of the most "
+            "common domain: no skill distinguishable"
+        )
+    else:
+        scorers.dataman_domain = bundle["domain"]
+    scorers.dataman_oof = lake.scan("dataman_heads").collect()
 
 
 def _lower_bound(metrics: pl.DataFrame, column: str) -> list[float | None]:
@@ -91,7 +132,7 @@ def unit_features(
     organic = ids.filter(pl.col("origin") == "organic")["doc_id"]
     measured = cleaned_measurements(reader, organic, unit)
     vectors = pl.DataFrame(schema={"doc_id": pl.String})
-    if scorers.heads:
+    if scorers.needs_vectors:
         vectors = reader.vectors(ids["doc_id"], scorers.embedding_model, unit)
     for batch in docs.collect_batches(chunk_size=batch_rows):
         yield document_features(batch, measured, vectors, scorers)
@@ -119,9 +160,12 @@ def document_features(
         "classifier_score": _classified(batch["doc_id"], texts, scorers),
         "preselect_score": _preselected(batch["doc_id"], texts, scorers),
     }
-    scores |= _distilled(batch["doc_id"], vectors, scorers)
+    embedded = _embedded(batch["doc_id"], vectors)
+    scores |= _distilled(batch["doc_id"], embedded, scorers)
+    scores |= _dataman(batch["doc_id"], embedded, scorers)
     frame = batch.select("doc_id", "origin", "language").with_columns(
         *(pl.Series(name, values).fill_nan(None) for name, values in scores.items()),
+        pl.Series(DOMAIN_COLUMN, _domains(batch["doc_id"], embedded, scorers), pl.String),
         *derived.get_columns(),
     )
     return frame.join(signals, on="doc_id", how="left")
@@ -187,20 +231,62 @@ def _measure(docs: pl.DataFrame) -> pl.DataFrame:
     return pl.DataFrame(rows) if rows else pl.DataFrame(schema={"doc_id": pl.String})
 
 
-def _distilled(ids: pl.Series, vectors: pl.DataFrame, scorers: Scorers) -> dict[str, np.ndarray]:
+def _distilled(ids: pl.Series, embedded: Embedded, scorers: Scorers) -> dict[str, np.ndarray]:
     out = {dim: np.full(len(ids), np.nan) for dim in DIMENSIONS}
-    if not scorers.heads or vectors.is_empty():
+    rows, matrix = embedded
+    if not scorers.heads or not len(rows):
         return out
+    for dim, values in predict(scorers.heads, matrix).items():
+        out[dim][rows] = values
+        out[dim] = _out_of_fold(ids, out[dim], scorers.heads_oof, f"{dim}_heldout")
+    return out
+
+
+def _dataman(ids: pl.Series, embedded: Embedded, scorers: Scorers) -> dict[str, np.ndarray]:
+    """DataMan's 14 criteria from their heads, on the rating scale, out of fold where rated."""
+    out = {name: np.full(len(ids), np.nan) for name in CRITERION_COLUMNS}
+    rows, matrix = embedded
+    if not scorers.dataman_heads or not len(rows):
+        return out
+    low, high = scorers.dataman_scale
+    for name, head in scorers.dataman_heads.items():
+        out[name][rows] = np.clip(head.predict(matrix), low, high)
+        out[name] = _out_of_fold(ids, out[name], scorers.dataman_oof, f"{name}_heldout")
+    return out
+
+
+def _domains(ids: pl.Series, embedded: Embedded, scorers: Scorers) -> list[str | None]:
+    """The domain head's label (null where it is gated out or a vector is missing); a labelled
+    document keeps its out-of-fold label."""
+    out: list[str | None] = [None] * len(ids)
+    rows, matrix = embedded
+    if scorers.dataman_domain is None or not len(rows):
+        return out
+    for row, label in zip(rows, scorers.dataman_domain.predict(matrix), strict=True):
+        out[row] = str(label)
+    oof = scorers.dataman_oof
+    column = f"{DOMAIN_COLUMN}_heldout"
+    if oof is not None and column in oof.columns:
+        aligned = pl.DataFrame({"doc_id": ids}).join(oof, on="doc_id", how="left")
+        out = [h if h is not None else o for h, o in zip(aligned[column], out, strict=True)]
+    return out
+
+
+Embedded = tuple[np.ndarray, np.ndarray]  # row positions in a batch, their vectors
+
+
+def _embedded(ids: pl.Series, vectors: pl.DataFrame) -> Embedded:
+    """Row positions in `ids` that have a vector, and those vectors as a matrix."""
+    none = np.zeros(0, dtype=int), np.zeros((0, 1), dtype=np.float32)
+    if vectors.is_empty():
+        return none
     found = (
         pl.DataFrame({"doc_id": ids})
         .with_row_index("row")
         .join(vectors.select("doc_id", "embedding"), on="doc_id", how="inner")
     )
     if found.is_empty():
-        return out
+        return none
     rows = found["row"].to_numpy().astype(int)
     matrix = np.asarray(found["embedding"].to_numpy(), dtype=np.float32).reshape(len(rows), -1)
-    for dim, values in predict(scorers.heads, matrix).items():
-        out[dim][rows] = values
-        out[dim] = _out_of_fold(ids, out[dim], scorers.heads_oof, f"{dim}_heldout")
-    return out
+    return rows, matrix

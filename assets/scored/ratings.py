@@ -73,28 +73,29 @@ _NUMBER = re.compile(r"\d[\d.,]*")
 _OUT_OF = re.compile(r"(\d[\d.,]*)\s*(?:/|out of)\s*5\b", re.IGNORECASE)
 
 
-def parse_rating(answer: str) -> ParsedRating:
-    """'Score: N' first, then 'N/5' or 'N out of 5', then a single number standing alone."""
+def parse_rating(answer: str, low: int = MIN_SCORE, high: int = MAX_SCORE) -> ParsedRating:
+    """'Score: N' first, then 'N/5' or 'N out of 5', then a single number standing alone; N
+    must be an integer from `low` to `high`."""
     if not answer.strip():
         return ParsedRating(None, "empty answer")
     for pattern in (_SCORE, _OUT_OF):
         if match := pattern.search(answer):
-            return _checked(match.group(1))
+            return _checked(match.group(1), low, high)
     numbers = sorted({n.rstrip(".,") for n in _NUMBER.findall(answer)})
     if not numbers:
         return ParsedRating(None, "no number in the answer")
     if len(numbers) > 1:
         return ParsedRating(None, f"ambiguous: several numbers {numbers[:4]}")
-    return _checked(numbers[0])
+    return _checked(numbers[0], low, high)
 
 
-def _checked(token: str) -> ParsedRating:
+def _checked(token: str, low: int, high: int) -> ParsedRating:
     token = token.rstrip(".,")
     if not token.isdigit():
         return ParsedRating(None, f"not an integer: {token!r}")
     value = int(token)
-    if not MIN_SCORE <= value <= MAX_SCORE:
-        return ParsedRating(None, f"out of range {MIN_SCORE}-{MAX_SCORE}: {value}")
+    if not low <= value <= high:
+        return ParsedRating(None, f"out of range {low}-{high}: {value}")
     return ParsedRating(value, None)
 
 

@@ -10,7 +10,7 @@ from assets.scored import plots
 
 
 def parsed_share(ratings: pl.DataFrame) -> dict[str, float]:
-    shares = ratings.group_by("dimension").agg(pl.col("score").is_not_null().mean())
+    shares = ratings.group_by("dimension").agg(pl.col("parse_error").is_null().mean())
     return {d: round(v, 3) for d, v in shares.sort("dimension").iter_rows()}
 
 
@@ -25,7 +25,7 @@ def rating_distribution(ratings: pl.DataFrame) -> str:
 
 
 def failures(ratings: pl.DataFrame, n: int = 5) -> list[dict]:
-    failed = ratings.filter(pl.col("score").is_null())
+    failed = ratings.filter(pl.col("parse_error").is_not_null())
     return failed.select("doc_id", "dimension", "answer", "parse_error").head(n).to_dicts()
 
 
@@ -33,6 +33,12 @@ def mean_score_by(scores: pl.LazyFrame | pl.DataFrame, by: str) -> dict[str, flo
     """Mean combined score per value of `by` (one streaming group-by over the scores)."""
     means = scores.lazy().group_by(by).agg(pl.col("quality_score").mean())
     return {k: round(v, 3) for k, v in means.collect(engine="streaming").sort(by).iter_rows()}
+
+
+def value_counts(scores: pl.LazyFrame | pl.DataFrame, column: str) -> dict[str, int]:
+    """Documents per value of `column`, nulls as "null" (one streaming group-by)."""
+    counts = scores.lazy().group_by(column).len().collect(engine="streaming")
+    return {str(k): n for k, n in counts.sort("len", descending=True).iter_rows()}
 
 
 def null_counts(scores: pl.LazyFrame | pl.DataFrame, columns: list[str]) -> dict[str, int]:

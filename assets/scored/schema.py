@@ -5,6 +5,7 @@ import pyarrow as pa
 
 from assets.contracts import Contract
 from assets.measures import N_BUCKETS
+from assets.scored.dataman import CRITERION_COLUMNS, DOMAIN_COLUMN, DOMAINS, load_prompts
 from assets.scored.ratings import DIMENSIONS
 
 # quality_classifier: its training examples with out-of-fold scores, and one row of metrics
@@ -128,8 +129,62 @@ SCORER_METRICS_SCHEMA = pa.schema(
 )
 SCORER_CONTRACT = Contract(columns=tuple(SCORER_SCHEMA.names))
 
-# quality_scores: the mixed stage reads doc_id, origin, quality_score and quality_bucket
-SCORE_COLUMNS = ("classifier_score", "preselect_score", *DIMENSIONS, "toxicity")
+# dataman_ratings: every answer (long; `label` holds a domain), the sample wide (dm_* columns)
+DATAMAN_ANSWERS_SCHEMA = RATINGS_SCHEMA.insert(3, pa.field("label", pa.string()))
+SCALE = (load_prompts().low, load_prompts().high)
+DATAMAN_RATED_SCHEMA = pa.schema(
+    [
+        ("doc_id", pa.string()),
+        ("origin", pa.string()),
+        ("language", pa.string()),
+        *((name, pa.int8()) for name in CRITERION_COLUMNS),
+        (DOMAIN_COLUMN, pa.string()),
+        ("n_parsed", pa.int32()),
+    ]
+)
+DATAMAN_RATED_CONTRACT = Contract(
+    columns=tuple(DATAMAN_RATED_SCHEMA.names),
+    not_null=("doc_id", "n_parsed"),
+    ranges={name: SCALE for name in CRITERION_COLUMNS},
+    allowed={DOMAIN_COLUMN: DOMAINS},
+)
+
+# dataman_heads: per labelled document its ratings, domain and out-of-fold predictions
+DATAMAN_HEADS_SCHEMA = pa.schema(
+    [
+        ("doc_id", pa.string()),
+        *((f"{name}_rating", pa.float64()) for name in CRITERION_COLUMNS),
+        *((f"{name}_heldout", pa.float64()) for name in CRITERION_COLUMNS),
+        (f"{DOMAIN_COLUMN}_label", pa.string()),
+        (f"{DOMAIN_COLUMN}_heldout", pa.string()),
+    ]
+)
+DATAMAN_METRICS_SCHEMA = pa.schema(
+    [
+        *SCORER_METRICS_SCHEMA,
+        ("accuracy", pa.float64()),  # the domain row: out-of-fold accuracy and its interval
+        ("accuracy_ci_low", pa.float64()),
+        ("accuracy_ci_high", pa.float64()),
+        ("macro_f1", pa.float64()),
+        ("majority_share", pa.float64()),  # the constant baseline the interval must clear
+        ("n_domains", pa.int64()),
+    ]
+)
+DATAMAN_HEADS_CONTRACT = Contract(
+    columns=tuple(DATAMAN_HEADS_SCHEMA.names),
+    not_null=("doc_id",),
+    allowed={f"{DOMAIN_COLUMN}_label": DOMAINS, f"{DOMAIN_COLUMN}_heldout": DOMAINS},
+)
+
+# quality_scores: the mixed stage reads doc_id, origin, quality_score and quality_bucket (and
+# dm_domain when it mixes by DataMan domain)
+SCORE_COLUMNS = (
+    "classifier_score",
+    "preselect_score",
+    *DIMENSIONS,
+    *CRITERION_COLUMNS,
+    "toxicity",
+)
 SCORES_CONTRACT = Contract(
     columns=("doc_id", "origin", "quality_score", "quality_bucket", *SCORE_COLUMNS),
     not_null=("doc_id", "origin", "quality_score", "quality_bucket"),
@@ -139,8 +194,9 @@ SCORES_CONTRACT = Contract(
         "preselect_score": (0.0, 1.0),
         "toxicity": (0.0, 1.0),
         **{dim: (0.0, 5.0) for dim in DIMENSIONS},
+        **{name: SCALE for name in CRITERION_COLUMNS},
     },
-    allowed={"origin": ("organic", "synthetic")},
+    allowed={"origin": ("organic", "synthetic"), DOMAIN_COLUMN: DOMAINS},
 )
 
 
@@ -160,8 +216,9 @@ def _features_schema() -> pa.Schema:
             ("language", pa.string()),
             *(
                 (name, pa.float64())
-                for name in ("classifier_score", "preselect_score", *DIMENSIONS)
+                for name in ("classifier_score", "preselect_score", *DIMENSIONS, *CRITERION_COLUMNS)
             ),
+            (DOMAIN_COLUMN, pa.string()),
             *((name, pa.float64()) for name in (*TEXT_SIGNALS, *signals, "toxicity")),
             ("toxicity_source", pa.string()),
         ]

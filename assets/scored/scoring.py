@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 from assets.measures import weighted
 from assets.scored.artifacts import BottomK
 from assets.scored.combine import COMBINED_WEIGHTS, learn_weights, skilled
+from assets.scored.dataman import CRITERION_COLUMNS
 from assets.scored.features import Scorers, load_scorers, unit_features
 from assets.scored.ratings import DIMENSIONS
 from assets.scored.schema import FEATURES_SCHEMA, SCORE_COLUMNS, conform
@@ -31,6 +32,8 @@ from assets.workers import ordered_map, worker_count
 from resources.lake import Lake, TableSink
 
 KNOWN_INPUTS = frozenset({*REDPAJAMA_SIGNALS, *SCORE_COLUMNS})
+# heads fitted to LLM ratings: gated on Spearman, never inputs of learned weights
+DISTILLED = (*DIMENSIONS, *CRITERION_COLUMNS)
 FEATURES_FRAME = pl.from_arrow(FEATURES_SCHEMA.empty_table()).schema
 
 
@@ -80,6 +83,7 @@ def score_corpus(lake: Lake, policy: ScoringPolicy, sink: TableSink, scratch: Pa
     stats = aggregate(features, columns, sample_medians(drawn, columns), by, policy.min_group)
     weights, learned_note = _weights(policy, stats, rated, ratings)
     weights, excluded = skilled(weights, scorers.heldout, *gates(policy))
+    excluded |= scorers.excluded
     sample_scores = weighted(stats.z(drawn), weights)
     edges = bucket_edges(sample_scores)
     rows = 0
@@ -168,8 +172,8 @@ def gates(policy: ScoringPolicy) -> tuple[dict[str, float], dict[str, float]]:
         "classifier_score": policy.min_heldout_auc,
         "preselect_score": policy.min_heldout_auc,
     }
-    thresholds |= {dim: policy.min_heldout_spearman for dim in DIMENSIONS}
-    return thresholds, {dim: 0.0 for dim in DIMENSIONS}
+    thresholds |= {dim: policy.min_heldout_spearman for dim in DISTILLED}
+    return thresholds, {dim: 0.0 for dim in DISTILLED}
 
 
 def _weights(
@@ -186,11 +190,11 @@ def _weights(
         pl.concat(rated, how="diagonal_relaxed") if rated else pl.DataFrame(schema=FEATURES_FRAME)
     )
     target = frame.select("doc_id").join(ratings, on="doc_id", how="left", maintain_order="left")
-    inputs = [c for c in policy.weights if c not in DIMENSIONS]
+    inputs = [c for c in policy.weights if c not in DISTILLED]
     learned = learn_weights(stats.z(frame), inputs, target["mean"].fill_null(np.nan).to_numpy())
     if learned.weights is None:
         return dict(policy.weights), f"fell back to configured weights: {learned.reason}"
-    kept = {d: w for d, w in policy.weights.items() if d in DIMENSIONS}
+    kept = {d: w for d, w in policy.weights.items() if d in DISTILLED}
     return {**learned.weights, **kept}, f"learned on {learned.n_rows} rated documents"
 
 

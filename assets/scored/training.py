@@ -224,13 +224,17 @@ def rating_targets(
 
 
 def earlier_ratings(
-    lake: Lake, key: dict[str, str | int], ids: pl.Series, dimensions: Sequence[str]
+    lake: Lake,
+    key: dict[str, str | int],
+    ids: pl.Series,
+    dimensions: Sequence[str],
+    asset: str = "llm_ratings",
 ) -> pl.DataFrame | None:
     """Ratings already made for these documents with the same model, prompt, text budget and
-    sampling."""
-    if not lake.has("llm_ratings", "ratings"):
+    sampling (`asset`'s `ratings` table)."""
+    if not lake.has(asset, "ratings"):
         return None
-    stored = lake.scan("llm_ratings", "ratings")
+    stored = lake.scan(asset, "ratings")
     if not set(key) <= set(stored.collect_schema().names()):
         return None  # written before the key had all its parts: nothing is known to match
     same = [pl.col(name) == value for name, value in key.items()]

@@ -189,3 +189,23 @@ def test_books_balance_fails_when_the_mixture_loses_a_document(
     )
     current = lake.files("training_mixture") if lake.has("training_mixture") else []
     assert current == before, "the unbalanced version was not published"
+
+
+def test_domains_by_dataman_domain_replace_clusters(lake: Lake) -> None:
+    """`domain_by: dataman`: a domain is the document's DataMan domain (from quality_scores'
+    dm_domain; 'unlabelled' where the domain head gave none) x quality tier x origin."""
+    scores = lake.scan("quality_scores").collect().with_row_index("i")
+    named = pl.when(pl.col("i") % 3 == 0).then(pl.lit("Retail E-commerce"))
+    labelled = named.when(pl.col("i") % 3 == 1).then(pl.lit("Technology")).otherwise(None)
+    publish(lake, "quality_scores", {"documents": scores.with_columns(labelled.alias("dm_domain"))})
+    result = materialize(lake, {"domain_by": "dataman"})
+    assert result.success and all(c.passed for c in result.get_asset_check_evaluations())
+    manifest = json.loads((version_dir(lake) / "manifest.json").read_text())
+    assert manifest["domain_by"] == "dataman"
+    kinds = {domain.rsplit("-", 2)[0] for domain in manifest["weights"]}
+    assert kinds == {"retail_e-commerce", "technology", "unlabelled"}
+    mixture = lake.scan("training_mixture").collect()
+    assert {d.rsplit("-", 2)[0] for d in mixture["domain"]} <= kinds
+    card = (version_dir(lake) / "DATASET_CARD.md").read_text()
+    assert "## Domains (DataMan domain x quality tier x origin)" in card
+    assert "| Retail E-commerce |" in card and "| (none) |" in card

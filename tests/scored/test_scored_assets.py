@@ -23,28 +23,36 @@ from assets.scored.assets import (
     quality_scores,
     rating_scorer,
 )
+from assets.scored.dataman import CRITERION_COLUMNS, DOMAIN_COLUMN
+from assets.scored.dataman_assets import dataman_heads, dataman_ratings
 from assets.scored.ratings import DIMENSIONS
 from resources.lake import Lake
 from resources.langid import LanguageIdentifier
 from resources.rewriter import Generation, VLLMRewriter
 from resources.tokenizer import TokenCounter
 
-CALLS: list[int] = []  # prompts per chat call, across resource copies
+CALLS: list[int] = []  # prompts per chat call of llm_ratings, across resource copies
+DATAMAN_CALLS: list[int] = []  # the same for dataman_ratings (its conversations are longer)
 
 
 class ScriptedRater(VLLMRewriter):
-    """Rates by how often a page names Debian; cannot answer on about a quarter of the requests."""
+    """Rates by how often a page names Debian, names the domain by whether it talks of packages;
+    cannot answer on about a quarter of the requests."""
 
     def truncate(self, text: str, max_tokens: int) -> str:
         return text[: max_tokens * 4]
 
     def chat(self, conversations) -> list[Generation]:
-        CALLS.append(len(conversations))
+        (DATAMAN_CALLS if len(conversations[0]) > 5 else CALLS).append(len(conversations))
         out = []
         for conv in conversations:
             text = conv[-1]["content"]
             score = min(text.count("Debian"), 5)
-            answer = "I cannot tell" if sum(map(ord, text)) % 4 == 0 else f"Score: {score}"
+            answer = f"Score: {max(score, 1)}"
+            if "Which one domain" in text:
+                answer = "Domain: " + ("Technology" if "package" in text else "Education")
+            if sum(map(ord, text)) % 4 == 0:
+                answer = "I cannot tell"
             out.append(Generation(answer, 50, 4, "stop"))
         return out
 
@@ -91,7 +99,15 @@ def lake(foundry_home, faq_en: list[str]) -> Lake:
     return lake
 
 
-ASSETS = [quality_classifier, preselect_classifier, llm_ratings, rating_scorer, quality_scores]
+ASSETS = [
+    quality_classifier,
+    preselect_classifier,
+    llm_ratings,
+    rating_scorer,
+    dataman_ratings,
+    dataman_heads,
+    quality_scores,
+]
 
 
 def _run(lake: Lake, instance, ops: dict | None = None) -> dg.ExecuteInProcessResult:
@@ -108,7 +124,7 @@ def _run(lake: Lake, instance, ops: dict | None = None) -> dg.ExecuteInProcessRe
     )
     assert result.success
     checks = result.get_asset_check_evaluations()
-    assert len(checks) == 10 and all(c.passed for c in checks), [
+    assert len(checks) == 2 * len(ASSETS) and all(c.passed for c in checks), [
         (c.asset_key, c.check_name, c.metadata) for c in checks if not c.passed
     ]
     return result
@@ -121,12 +137,19 @@ def _meta(result: dg.ExecuteInProcessResult, asset: str) -> dict:
 
 def test_every_document_gets_every_score_and_a_rerun_reuses_what_was_trained(lake: Lake) -> None:
     CALLS.clear()
+    DATAMAN_CALLS.clear()
     instance = dg.DagsterInstance.ephemeral()
     first = _run(lake, instance)
     corpus = lake.scan("cleaned_documents").collect()
     scores = lake.scan("quality_scores").collect()
     assert scores.height == corpus.height + 1
-    for column in ("classifier_score", *DIMENSIONS, "toxicity", "quality_score"):
+    for column in (
+        "classifier_score",
+        *DIMENSIONS,
+        *CRITERION_COLUMNS,
+        "toxicity",
+        "quality_score",
+    ):
         assert scores[column].null_count() == 0, column
     assert set(scores["quality_bucket"]) <= set(range(5)) and scores["quality_bucket"].max() == 4
     assert scores["classifier_score"].is_between(0, 1).all()
@@ -174,9 +197,16 @@ def test_every_document_gets_every_score_and_a_rerun_reuses_what_was_trained(lak
     preselect = _meta(first, "preselect_classifier")
     if preselect["auc_ci_low"] is None or preselect["auc_ci_low"] < 0.6:
         unskilled.add("preselect_score")
+    dataman = _meta(first, "dataman_heads")
+    if (dataman["spearman_ci_low"]["dm_overall_score"] or 0) < 0.1:
+        unskilled.add("dm_overall_score")
+    if dataman["domain_accuracy_ci"][0] <= dataman["domain_majority_share"]:
+        unskilled.add("dm_domain")
     assert set(scored["excluded_for_no_heldout_skill"]) == unskilled
     assert unskilled.isdisjoint(scored["weights"])
     assert "cluster_quality" in scored
+
+    _check_dataman(lake, first, scores)
 
     classifier_version = lake.files("quality_classifier", "metrics")[0].version
     scorer_version = lake.files("rating_scorer", "metrics")[0].version
@@ -186,6 +216,9 @@ def test_every_document_gets_every_score_and_a_rerun_reuses_what_was_trained(lak
     assert _meta(second, "quality_classifier")["reused"] is True
     assert _meta(second, "preselect_classifier")["reused"] is True
     assert _meta(second, "rating_scorer")["reused"] is True
+    assert _meta(second, "dataman_heads")["reused"] is True
+    assert _meta(second, "dataman_ratings")["reused_documents"] == scores.height
+    assert len(DATAMAN_CALLS) == 1, "unchanged sample and prompts: no new DataMan request"
     assert lake.files("quality_classifier", "metrics")[0].version == classifier_version
     assert lake.files("rating_scorer", "metrics")[0].version == scorer_version
     assert lake.scan("quality_scores").collect().sort("doc_id").equals(scores.sort("doc_id"))
@@ -201,3 +234,27 @@ def test_every_document_gets_every_score_and_a_rerun_reuses_what_was_trained(lak
     assert _meta(third, "quality_classifier")["reused"] is False
     assert lake.files("quality_classifier", "metrics")[0].version != classifier_version
     assert _meta(third, "quality_scores")["learned_weights_note"].startswith("learned on")
+
+
+def _check_dataman(lake: Lake, result: dg.ExecuteInProcessResult, scores: pl.DataFrame) -> None:
+    """14 ratings and a domain per sampled document, every answer kept; heads apply to every
+    document; the domain reaches dm_domain only if its head beat the majority baseline."""
+    answers = lake.scan("dataman_ratings", "ratings").collect()
+    assert answers.height == scores.height * 15 and [answers.height] == DATAMAN_CALLS
+    domains = answers.filter(pl.col("dimension") == "domain")
+    assert set(domains["label"].drop_nulls()) == {"Technology", "Education"}
+    assert set(domains.filter(pl.col("label").is_null())["answer"]) == {"I cannot tell"}
+    wide = lake.scan("dataman_ratings").collect()
+    assert wide.height == scores.height and wide["dm_overall_score"].is_between(1, 5).all()
+    heads = _meta(result, "dataman_heads")
+    assert set(heads["heldout_spearman"]) == set(CRITERION_COLUMNS)
+    low, baseline = heads["domain_accuracy_ci"][0], heads["domain_majority_share"]
+    assert heads["domain_accuracy"] is not None and 0 < baseline < 1
+    assert scores["dm_overall_score"].is_between(1, 5).all()
+    excluded = _meta(result, "quality_scores")["excluded_for_no_heldout_skill"]
+    if low > baseline:
+        assert scores[DOMAIN_COLUMN].null_count() == 0 and DOMAIN_COLUMN not in excluded
+        assert set(scores[DOMAIN_COLUMN]) <= {"Technology", "Education"}
+    else:
+        assert scores[DOMAIN_COLUMN].null_count() == scores.height
+        assert "no skill distinguishable" in excluded[DOMAIN_COLUMN]
