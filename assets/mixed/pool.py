@@ -263,7 +263,7 @@ def score_summary(
     present = set(con.sql(f"SELECT * FROM {scores} LIMIT 0").columns)
     shown = [c for c in columns if c in present]
     aggregates = ", ".join(f"count({c}), avg({c})" for c in shown)
-    row = con.sql(f"SELECT {aggregates} FROM {scores}").fetchone() if shown else ()
+    row = con.execute(f"SELECT {aggregates} FROM {scores}").fetchall()[0] if shown else ()
     summary = pl.DataFrame(
         {
             "score": shown,

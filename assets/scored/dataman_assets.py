@@ -223,7 +223,7 @@ def _train(
     )
     criteria = [c for c in CRITERION_COLUMNS if c in set(scores["dimension"])]
     vectors, targets, ids = rating_targets(scores, embedded, criteria)
-    heads, evaluations = fit_heads(vectors, targets, config.folds, config.seed)
+    heads, evaluations = fit_heads(vectors, targets, config.folds, config.seed, scale=SCALE)
     labelled = answers.filter((pl.col("dimension") == DOMAIN) & pl.col("label").is_not_null())
     labelled = labelled.filter(pl.col("doc_id").is_in(ids)).sort("doc_id")
     position = {doc_id: i for i, doc_id in enumerate(ids)}

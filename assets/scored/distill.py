@@ -57,9 +57,10 @@ def fit_head(
     folds: int = 5,
     seed: int = 0,
     bootstrap: int = BOOTSTRAP,
+    scale: tuple[float, float] = (0.0, 5.0),
 ) -> tuple[Ridge | None, HeadReport]:
     """One dimension: held-out agreement first (nested CV), then the head fitted on every rated
-    document."""
+    document. Held-out predictions are clipped to the rating `scale`."""
     n = len(ratings)
     heldout = np.full(n, np.nan)
     if n < MIN_RATED:
@@ -70,7 +71,7 @@ def fit_head(
     ):
         alpha = choose_alpha(vectors[train], ratings[train])
         head = Ridge(alpha=alpha).fit(vectors[train], ratings[train])
-        heldout[test] = np.clip(head.predict(vectors[test]), 0.0, 5.0)
+        heldout[test] = np.clip(head.predict(vectors[test]), *scale)
     spearman, reason = agreement(ratings, heldout)
     low, high = (None, None)
     if spearman is not None:
@@ -118,14 +119,18 @@ def bootstrap_spearman(
 
 
 def fit_heads(
-    vectors: np.ndarray, ratings: Mapping[str, tuple[np.ndarray, np.ndarray]], folds: int, seed: int
+    vectors: np.ndarray,
+    ratings: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    folds: int,
+    seed: int,
+    scale: tuple[float, float] = (0.0, 5.0),
 ) -> tuple[dict[str, Ridge], list[HeadReport]]:
     """`ratings[dim] = (row indices into vectors, scores)`; dimensions without a head are
     reported and left out of the returned heads."""
     heads: dict[str, Ridge] = {}
     reports = []
     for dim, (rows, scores) in ratings.items():
-        head, report = fit_head(dim, vectors[rows], scores.astype(float), folds, seed)
+        head, report = fit_head(dim, vectors[rows], scores.astype(float), folds, seed, scale=scale)
         reports.append(report)
         if head is not None:
             heads[dim] = head

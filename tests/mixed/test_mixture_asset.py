@@ -197,7 +197,9 @@ def test_domains_by_dataman_domain_replace_clusters(lake: Lake) -> None:
     scores = lake.scan("quality_scores").collect().with_row_index("i")
     named = pl.when(pl.col("i") % 3 == 0).then(pl.lit("Retail E-commerce"))
     labelled = named.when(pl.col("i") % 3 == 1).then(pl.lit("Technology")).otherwise(None)
-    publish(lake, "quality_scores", {"documents": scores.with_columns(labelled.alias("dm_domain"))})
+    accuracy = (pl.col("i") % 5 + 1).cast(pl.Float64).alias("dm_accuracy")
+    scores = scores.with_columns(labelled.alias("dm_domain"), accuracy)
+    publish(lake, "quality_scores", {"documents": scores.drop("i")})
     result = materialize(lake, {"domain_by": "dataman"})
     assert result.success and all(c.passed for c in result.get_asset_check_evaluations())
     manifest = json.loads((version_dir(lake) / "manifest.json").read_text())
@@ -209,3 +211,5 @@ def test_domains_by_dataman_domain_replace_clusters(lake: Lake) -> None:
     card = (version_dir(lake) / "DATASET_CARD.md").read_text()
     assert "## Domains (DataMan domain x quality tier x origin)" in card
     assert "| Retail E-commerce |" in card and "| (none) |" in card
+    mean = round(scores["dm_accuracy"].mean(), 3)
+    assert f"| dm_accuracy | {scores.height} | {mean} |" in card, card

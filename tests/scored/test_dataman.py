@@ -148,3 +148,15 @@ def test_real_model_answers_ratings_and_domains(faq_en: list[str], in_process_mo
             assert 1 <= row["score"] <= 5
     # the worked examples teach both formats: most answers parse
     assert sum(r["parse_error"] is None for r in rows) >= 4, [r["answer"] for r in rows]
+
+
+def test_held_out_ratings_stay_on_dataman_scale() -> None:
+    """Out-of-fold predictions of a 1-5 criterion are clipped to 1-5, not to 0-5 (the contract
+    of quality_scores refuses a dm_* value below 1)."""
+    from assets.scored.distill import fit_heads
+
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(40, 8))
+    scores = np.clip(np.round(1 + 4 * (vectors[:, 0] > 1.0) + rng.normal(size=40)), 1, 5)
+    _, (report,) = fit_heads(vectors, {"dm_x": (np.arange(40), scores)}, 5, 0, scale=(1, 5))
+    assert report.heldout.min() >= 1 and report.heldout.max() <= 5
