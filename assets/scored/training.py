@@ -277,4 +277,4 @@ def head_table(
         rating[rows], heldout[rows] = scores, report.heldout
         columns[f"{report.dimension}_rating"] = rating
         columns[f"{report.dimension}_heldout"] = heldout
-    return pl.DataFrame(columns).fill_nan(None)
+    return pl.DataFrame(columns, schema_overrides={"doc_id": pl.String}).fill_nan(None)

@@ -258,3 +258,21 @@ def _check_dataman(lake: Lake, result: dg.ExecuteInProcessResult, scores: pl.Dat
     else:
         assert scores[DOMAIN_COLUMN].null_count() == scores.height
         assert "no skill distinguishable" in excluded[DOMAIN_COLUMN]
+
+
+def test_without_a_rating_sample_the_distilled_scores_are_null_and_the_checks_pass(
+    lake: Lake,
+) -> None:
+    """`sample_size: 0` for both raters (a run without a rating engine): the heads train on
+    nothing, say why, and every document still gets its scores, the distilled ones null."""
+    none = {"config": {"sample_size": 0}}
+    result = _run(
+        lake, dg.DagsterInstance.ephemeral(), {"llm_ratings": none, "dataman_ratings": none}
+    )
+    assert _meta(result, "dataman_heads")["n_labelled"] == 0
+    metrics = lake.scan("dataman_heads", "metrics").collect()
+    assert metrics["dimension"].to_list() == ["dm_domain"] and metrics["spearman_reason"][0]
+    scores = lake.scan("quality_scores").collect()
+    assert scores.height > 0 and scores["quality_score"].null_count() == 0
+    for column in ("dm_overall_score", "dm_domain"):
+        assert scores[column].null_count() == scores.height, column
