@@ -103,6 +103,22 @@ def test_audit_commands_without_a_catalog_say_to_run_first(
     assert not (foundry_home / "catalog.duckdb").exists(), "a lookup creates nothing"
 
 
+def test_trace_of_an_unknown_mixture_version_says_how_to_list_them(
+    small_catalog: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    line = one_error_line(capsys, ["trace", "--mixture", "v-none", "d1"])
+    assert "no training_mixture version 'v-none'" in line and "foundry sql" in line
+
+
+def test_why_of_an_unknown_document_says_so_in_one_line(
+    small_catalog: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["why", "https://nowhere.example/"]) == 1
+    out = capsys.readouterr()
+    assert out.out.strip().endswith("no raw record has this URL or id") and not out.err
+    assert out.out.count("\n") == 1
+
+
 def test_the_console_script_prints_no_traceback(small_catalog: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "orchestration.cli", "sql", "SELECT nope FROM cleaned_documents"],

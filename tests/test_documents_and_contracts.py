@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from assets.contracts import Contract, drop_share_failures, validate
+from assets.contracts import Contract, contract_check, drop_share_failures, validate
 from assets.documents import content_hash, make_doc_id
 from assets.measures import heuristic_signals
 
@@ -79,3 +79,23 @@ def test_contract_checks_a_large_table_in_batches_and_ids_across_them(
     assert max(r["result"].get("batches", 1) for r in record) == 3
     clean = pl.scan_parquet(str(first)).head(200)
     assert validate(clean, contract) == []
+
+
+def test_a_dropped_row_without_a_rule_fails_the_contract(tmp_path) -> None:
+    """The dropped table is checked as well: a drop without its reason is not an audit trail."""
+    documents, dropped = tmp_path / "documents.parquet", tmp_path / "dropped.parquet"
+    pl.DataFrame({"doc_id": ["a", "b"]}).write_parquet(documents)
+    reasons = {"doc_id": ["c", "d"], "stage": ["cleaned", "cleaned"], "rule": ["c4", None]}
+    extra = {"value": [1.0, 2.0], "threshold": [0.0, 0.0], "detail": [None, None]}
+    pl.DataFrame({**reasons, **extra}).write_parquet(dropped)
+    check = contract_check(
+        "cleaned_documents", [str(documents)], Contract(columns=("doc_id",)), [str(dropped)]
+    )
+    assert not check.passed
+    [failure] = check.metadata["failures"].data
+    assert failure["table"] == "dropped" and failure["column"] == "rule"
+    assert failure["unexpected_count"] == 1
+    pl.DataFrame({**reasons, "rule": ["c4", "gopher"], **extra}).write_parquet(dropped)
+    assert contract_check(
+        "cleaned_documents", [str(documents)], Contract(columns=("doc_id",)), [str(dropped)]
+    ).passed

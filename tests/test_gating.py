@@ -71,3 +71,63 @@ def test_a_shard_the_filters_drop_entirely_fails_and_the_last_good_version_stays
     assert run_corpus(assets=["duplicate_clusters"])
     dedup = ensure_instance().get_latest_materialization_event(dg.AssetKey("duplicate_clusters"))
     assert dedup.asset_materialization.metadata["rows_in"].value == good.row_count
+
+
+# Each per-shard step and the upstream table it reads; the step's rows in are the catalog's row
+# count of that table, so a document the step loses unbalances its books.
+SHARD_STEPS = [
+    ("cleaned_documents", "raw_documents"),
+    ("minhash_signatures", "cleaned_documents"),
+    ("document_embeddings", "cleaned_documents"),
+    ("token_counts", "cleaned_documents"),
+]
+
+
+def test_a_shard_step_that_loses_a_document_fails_its_books_balance(
+    crawl: Path, foundry_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """books_balance compares the step's output with its upstream version's row count in the
+    catalog, not with a count the step keeps itself: a silently lost document fails the check
+    and the step's last good version stays current."""
+    from orchestration.definitions import defs
+
+    lake = Lake(home=str(foundry_home))
+    (crawl / SHARD).write_bytes((SAMPLE_CRAWL / "debian-faq-en.warc.gz").read_bytes())
+    register_shards(ensure_instance())
+    assert run_shard(SHARD)
+    for asset, upstream in SHARD_STEPS:
+        [good] = lake.files(asset, partitions=[SHARD])
+        with monkeypatch.context() as patch:
+            _lose_first_document_of(patch, upstream)
+            result = dg.materialize(
+                [defs.get_assets_def(asset)],
+                partition_key=SHARD,
+                instance=ensure_instance(),
+                resources=defs.resources,
+                raise_on_error=False,
+            )
+        [balance] = [
+            c for c in result.get_asset_check_evaluations() if c.check_name == "books_balance"
+        ]
+        books = {k: v.value for k, v in balance.metadata.items()}
+        assert not balance.passed, asset
+        assert books["rows_in"] == books["kept"] + books["dropped"] + 1, (asset, books)
+        assert lake.files(asset, partitions=[SHARD]) == [good], f"{asset}: good version stays"
+
+
+def _lose_first_document_of(patch: pytest.MonkeyPatch, upstream: str) -> None:
+    """A stage bug, simulated: every read of `upstream` misses its first document."""
+    iter_rows, scan = Lake.iter_rows, Lake.scan
+
+    def losing_rows(self: Lake, asset: str, *args, **kwargs):
+        rows = iter_rows(self, asset, *args, **kwargs)
+        if asset == upstream:
+            next(rows, None)
+        yield from rows
+
+    def losing_scan(self: Lake, asset: str, *args, **kwargs):
+        frame = scan(self, asset, *args, **kwargs)
+        return frame.slice(1) if asset == upstream else frame
+
+    patch.setattr(Lake, "iter_rows", losing_rows)
+    patch.setattr(Lake, "scan", losing_scan)

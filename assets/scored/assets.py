@@ -64,6 +64,8 @@ from assets.scored.schema import (
 from assets.scored.scoring import ScoringPolicy, cluster_labels, score_corpus
 from assets.scored.shards import ShardReader
 from assets.scored.training import (
+    RATING_SAMPLE_SIZE,
+    RATING_TEXT_TOKENS,
     Contrast,
     classifier_examples,
     crawl_sample,
@@ -356,10 +358,14 @@ def _publish_preselect(
 
 
 class RatingsConfig(dg.Config):
-    sample_size: int = Field(24, description="Documents the LLM rates (a stable sample).")
+    sample_size: int = Field(
+        RATING_SAMPLE_SIZE, description="Documents the LLM rates (a stable sample)."
+    )
     languages: list[str] | None = Field(["en"], description="Languages the rater reads.")
     dimensions: list[str] = Field(list(DIMENSIONS), description=f"Of {list(DIMENSIONS)}.")
-    max_text_tokens: int = Field(160, description="Each document is cut to this many tokens.")
+    max_text_tokens: int = Field(
+        RATING_TEXT_TOKENS, description="Each document is cut to this many tokens."
+    )
     max_answer_tokens: int = Field(8, description="'Score: N' needs a handful of tokens.")
     seed: int = 0
 

@@ -41,7 +41,14 @@ from assets.scored.schema import (
     frame,
 )
 from assets.scored.shards import ShardReader
-from assets.scored.training import earlier_ratings, head_table, rating_sample, rating_targets
+from assets.scored.training import (
+    RATING_SAMPLE_SIZE,
+    RATING_TEXT_TOKENS,
+    earlier_ratings,
+    head_table,
+    rating_sample,
+    rating_targets,
+)
 from resources.lake import Lake
 from resources.rewriter import VLLMRewriter
 
@@ -51,11 +58,15 @@ HEADS_CODE_VERSION = "dataman-heads-1"
 
 class DatamanRatingsConfig(dg.Config):
     sample_size: int = Field(
-        24, ge=0, description="Documents the LLM annotates (the stable sample of llm_ratings)."
+        RATING_SAMPLE_SIZE,
+        ge=0,
+        description="Documents the LLM annotates (the stable sample of llm_ratings).",
     )
     languages: list[str] | None = Field(["en"], description="Languages the rater reads.")
     criteria: list[str] = Field(list(CRITERIA), description=f"Of {list(CRITERIA)}.")
-    max_text_tokens: int = Field(160, description="Each document is cut to this many tokens.")
+    max_text_tokens: int = Field(
+        RATING_TEXT_TOKENS, description="Each document is cut to this many tokens."
+    )
     max_answer_tokens: int = Field(10, description="'Domain: Retail E-commerce' fits in 10.")
     seed: int = 0
 

@@ -25,6 +25,10 @@ HEURISTIC_QUALITY_WEIGHTS: dict[str, float] = {
 }
 Contrast = Literal["crawl_quality", "reference"]
 SHARD = "_shard"  # the partition a sampled document was read from
+# The LLM raters' (llm_ratings, dataman_ratings) shared defaults: one stable sample of documents,
+# each cut to the same number of tokens, so DataMan annotates the documents llm_ratings rates.
+RATING_SAMPLE_SIZE = 24
+RATING_TEXT_TOKENS = 160
 
 
 def classifier_examples(
