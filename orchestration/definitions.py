@@ -13,14 +13,10 @@ from assets.mixed.assets import token_counts, training_mixture
 from assets.mixed.proxy import NgramProxy
 from assets.raw.assets import raw_documents
 from assets.rephrased.assets import rephrased_documents
-from assets.scored.assets import (
-    llm_ratings,
-    preselect_classifier,
-    quality_classifier,
-    quality_scores,
-    rating_scorer,
-)
+from assets.scored.assets import quality_classifier, quality_scores
 from assets.scored.dataman_assets import dataman_heads, dataman_ratings
+from assets.scored.preselect_assets import preselect_classifier
+from assets.scored.ratings_assets import llm_ratings, rating_scorer
 from orchestration.jobs import build_corpus_job, ingest_shard_job
 from orchestration.schedules import nightly_corpus, nightly_rebuild
 from orchestration.sensors import corpus_after_ingest, new_crawl_shards

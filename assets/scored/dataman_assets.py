@@ -5,7 +5,6 @@ document (quality_scores applies them shard by shard).
 dataman_ratings -> dataman_heads -> quality_scores (dm_* columns, dm_domain) -> training_mixture
 """
 
-import json
 from collections.abc import Iterator
 
 import dagster as dg
@@ -14,10 +13,16 @@ import polars as pl
 from pydantic import Field
 
 from assets.contracts import check_specs
-from assets.partitions import GPU_POOL, GPU_TAG
 from assets.publishing import Publication
 from assets.scored import reports
 from assets.scored.artifacts import current_artifact, fingerprint, ids_digest, reusable, save_model
+from assets.scored.asking import (
+    RATER_ASSET,
+    RaterConfig,
+    answer_key,
+    answers_for,
+    greedy_rater,
+)
 from assets.scored.dataman import (
     COLUMN_PREFIX,
     CRITERIA,
@@ -30,6 +35,7 @@ from assets.scored.dataman import (
 from assets.scored.distill import fit_heads
 from assets.scored.domain_head import DomainReport, fit_domain_head
 from assets.scored.features import HEADS_FILE
+from assets.scored.ratings_assets import ScorerConfig  # the same k-fold heads
 from assets.scored.schema import (
     DATAMAN_ANSWERS_SCHEMA,
     DATAMAN_HEADS_CONTRACT,
@@ -42,9 +48,7 @@ from assets.scored.schema import (
 )
 from assets.scored.shards import ShardReader
 from assets.scored.training import (
-    RATING_SAMPLE_SIZE,
-    RATING_TEXT_TOKENS,
-    earlier_ratings,
+    head_metrics,
     head_table,
     rating_sample,
     rating_targets,
@@ -56,29 +60,13 @@ RATINGS_CODE_VERSION = "dataman-ratings-1"
 HEADS_CODE_VERSION = "dataman-heads-1"
 
 
-class DatamanRatingsConfig(dg.Config):
-    sample_size: int = Field(
-        RATING_SAMPLE_SIZE,
-        ge=0,
-        description="Documents the LLM annotates (the stable sample of llm_ratings).",
-    )
-    languages: list[str] | None = Field(["en"], description="Languages the rater reads.")
+class DatamanRatingsConfig(RaterConfig):
     criteria: list[str] = Field(list(CRITERIA), description=f"Of {list(CRITERIA)}.")
-    max_text_tokens: int = Field(
-        RATING_TEXT_TOKENS, description="Each document is cut to this many tokens."
-    )
     max_answer_tokens: int = Field(10, description="'Domain: Retail E-commerce' fits in 10.")
-    seed: int = 0
 
 
 @dg.asset(
-    group_name="scored",
-    code_version=RATINGS_CODE_VERSION,
-    deps=["cleaned_documents", "duplicate_clusters", "decontamination", "rephrased_documents"],
-    check_specs=check_specs("dataman_ratings"),
-    kinds={"parquet", "vllm"},
-    pool=GPU_POOL,
-    op_tags=GPU_TAG,
+    code_version=RATINGS_CODE_VERSION, check_specs=check_specs("dataman_ratings"), **RATER_ASSET
 )
 def dataman_ratings(
     context: dg.AssetExecutionContext,
@@ -93,38 +81,17 @@ def dataman_ratings(
         raise dg.Failure(f"Unknown DataMan criteria {sorted(unknown)}; known: {list(CRITERIA)}")
     publication = Publication(context, lake, DATAMAN_RATED_CONTRACT, RATINGS_CODE_VERSION)
     prompts = load_prompts()
-    rater = rewriter.model_copy(
-        update={"temperature": 0.0, "top_p": 1.0, "max_tokens": config.max_answer_tokens}
-    )
-    key = {
-        "model": rater.model_id(),
-        "prompt_hash": prompts.prompt_hash,
-        "max_text_tokens": config.max_text_tokens,
-        "sampling": json.dumps(rater.sampling(), sort_keys=True),
-    }
-    questions = [*config.criteria, DOMAIN]
+    rater = greedy_rater(rewriter, config.max_answer_tokens)
+    key = answer_key(rater, prompts.prompt_hash, config.max_text_tokens)
     sample = rating_sample(lake, config.languages, config.sample_size, config.seed)
-    earlier = earlier_ratings(lake, key, sample["doc_id"], questions, "dataman_ratings")
-    earlier = frame([], DATAMAN_ANSWERS_SCHEMA) if earlier is None else earlier
-    done = earlier.group_by("doc_id").len().filter(pl.col("len") == len(questions))
-    todo = sample.join(done, on="doc_id", how="anti")
-    new = frame([], DATAMAN_ANSWERS_SCHEMA)
-    if todo.height:
-        context.log.info(f"DataMan: annotating {todo.height} documents, {len(questions)} each")
-        try:
-            rows = annotate(
-                todo.to_dicts(),
-                config.criteria,
-                rater.chat,
-                lambda text: rater.truncate(text, config.max_text_tokens),
-                prompts,
-            )
-        finally:
-            rater.teardown_after_execution(context)
-        new = frame([{**r, **key} for r in rows], DATAMAN_ANSWERS_SCHEMA)
-    answers = pl.concat(
-        [earlier.join(todo.select("doc_id"), on="doc_id", how="anti"), new], how="vertical_relaxed"
-    ).sort("doc_id", "dimension")
+
+    def ask(docs: list[dict], chat, truncate) -> list[dict]:
+        return annotate(docs, config.criteria, chat, truncate, prompts)
+
+    questions = [*config.criteria, DOMAIN]
+    answers, asked = answers_for(
+        context, lake, sample, rater, key, questions, ask, DATAMAN_ANSWERS_SCHEMA
+    )
     with publication.write() as out:
         out.write("documents", wide_answers(sample, answers), DATAMAN_RATED_SCHEMA)
         out.write("ratings", answers, DATAMAN_ANSWERS_SCHEMA)
@@ -132,8 +99,8 @@ def dataman_ratings(
     yield from publication.results(
         sample.height,
         {
-            "annotated_this_run": todo.height,
-            "reused_documents": sample.height - todo.height,
+            "annotated_this_run": asked,
+            "reused_documents": sample.height - asked,
             "parsed_share": dg.MetadataValue.json(reports.parsed_share(answers)),
             "domains": dg.MetadataValue.json(labels.value_counts(sort=True).rows()),
             "rating_distribution": dg.MetadataValue.md(reports.rating_distribution(answers)),
@@ -159,11 +126,6 @@ def wide_answers(sample: pl.DataFrame, answers: pl.DataFrame) -> pl.DataFrame:
     return wide
 
 
-class DatamanHeadsConfig(dg.Config):
-    folds: int = Field(5, description="k of the k-fold held-out predictions.")
-    seed: int = 0
-
-
 @dg.asset(
     group_name="scored",
     code_version=HEADS_CODE_VERSION,
@@ -172,7 +134,7 @@ class DatamanHeadsConfig(dg.Config):
     kinds={"parquet", "scikitlearn"},
 )
 def dataman_heads(
-    context: dg.AssetExecutionContext, config: DatamanHeadsConfig, lake: Lake
+    context: dg.AssetExecutionContext, config: ScorerConfig, lake: Lake
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     """A ridge head per DataMan criterion and a logistic-regression domain head on the document
     embeddings; held-out Spearman per criterion and held-out accuracy and macro-F1 of the
@@ -225,7 +187,7 @@ def _train(
     publication: Publication,
     answers: pl.DataFrame,
     embedded: pl.DataFrame,
-    config: DatamanHeadsConfig,
+    config: ScorerConfig,
     wanted: str,
     model_ids: list[str],
 ) -> None:
@@ -247,20 +209,7 @@ def _train(
     table = head_table(ids, targets, evaluations).join(
         _domain_table(labelled["doc_id"], labelled["label"], report), on="doc_id", how="left"
     )
-    metrics = [
-        {
-            "fingerprint": wanted,
-            "dimension": r.dimension,
-            "n_rated": r.n_rated,
-            "spearman": r.spearman,
-            "spearman_ci_low": r.spearman_ci_low,
-            "spearman_ci_high": r.spearman_ci_high,
-            "spearman_reason": r.reason,
-            "alpha": r.alpha,
-            "embedding_model": embedding_model,
-        }
-        for r in evaluations
-    ]
+    metrics = head_metrics(evaluations, wanted, embedding_model)
     metrics.append(_domain_metrics(report, wanted, embedding_model))
     bundle = {
         "heads": heads,

@@ -25,10 +25,6 @@ HEURISTIC_QUALITY_WEIGHTS: dict[str, float] = {
 }
 Contrast = Literal["crawl_quality", "reference"]
 SHARD = "_shard"  # the partition a sampled document was read from
-# The LLM raters' (llm_ratings, dataman_ratings) shared defaults: one stable sample of documents,
-# each cut to the same number of tokens, so DataMan annotates the documents llm_ratings rates.
-RATING_SAMPLE_SIZE = 24
-RATING_TEXT_TOKENS = 160
 
 
 def classifier_examples(
@@ -227,25 +223,6 @@ def rating_targets(
     return vectors, targets, ids
 
 
-def earlier_ratings(
-    lake: Lake,
-    key: dict[str, str | int],
-    ids: pl.Series,
-    dimensions: Sequence[str],
-    asset: str = "llm_ratings",
-) -> pl.DataFrame | None:
-    """Ratings already made for these documents with the same model, prompt, text budget and
-    sampling (`asset`'s `ratings` table)."""
-    if not lake.has(asset, "ratings"):
-        return None
-    stored = lake.scan(asset, "ratings")
-    if not set(key) <= set(stored.collect_schema().names()):
-        return None  # written before the key had all its parts: nothing is known to match
-    same = [pl.col(name) == value for name, value in key.items()]
-    wanted = [pl.col("doc_id").is_in(ids.implode()), pl.col("dimension").is_in(list(dimensions))]
-    return stored.filter(*same, *wanted).collect()
-
-
 def wide_ratings(
     sample: pl.DataFrame, ratings: pl.DataFrame, dimensions: Sequence[str]
 ) -> pl.DataFrame:
@@ -282,3 +259,23 @@ def head_table(
         columns[f"{report.dimension}_rating"] = rating
         columns[f"{report.dimension}_heldout"] = heldout
     return pl.DataFrame(columns, schema_overrides={"doc_id": pl.String}).fill_nan(None)
+
+
+def head_metrics(
+    reports: list[HeadReport], fingerprint: str, embedding_model: str | None
+) -> list[dict]:
+    """One metrics row per head: its held-out Spearman, interval, reason and penalty."""
+    return [
+        {
+            "fingerprint": fingerprint,
+            "dimension": r.dimension,
+            "n_rated": r.n_rated,
+            "spearman": r.spearman,
+            "spearman_ci_low": r.spearman_ci_low,
+            "spearman_ci_high": r.spearman_ci_high,
+            "spearman_reason": r.reason,
+            "alpha": r.alpha,
+            "embedding_model": embedding_model,
+        }
+        for r in reports
+    ]

@@ -12,7 +12,6 @@ import pytest
 from assets.cleaned.schema import CLEANED_DOCUMENTS_SCHEMA
 from assets.documents import DROPPED_SCHEMA, content_hash, make_doc_id
 from assets.ngram import KneserNeyLM
-from assets.scored.assets import preselect_classifier
 from assets.scored.classifier import ClassifierSpec
 from assets.scored.features import document_features, load_scorers
 from assets.scored.preselect import (
@@ -24,6 +23,7 @@ from assets.scored.preselect import (
     predictive_strength,
     strength_labels,
 )
+from assets.scored.preselect_assets import preselect_classifier
 from assets.scored.reference import BUILTIN_PYTHON_DOCS, load_reference
 from resources.lake import Lake
 from resources.tokenizer import TokenCounter

@@ -16,16 +16,12 @@ from assets.cleaned.schema import CLEANED_DOCUMENTS_SCHEMA, SIGNALS_SCHEMA
 from assets.clustered.embed import to_table
 from assets.documents import content_hash, make_doc_id
 from assets.rephrased.schema import REPHRASED_SCHEMA
-from assets.scored.assets import (
-    llm_ratings,
-    preselect_classifier,
-    quality_classifier,
-    quality_scores,
-    rating_scorer,
-)
+from assets.scored.assets import quality_classifier, quality_scores
 from assets.scored.dataman import CRITERION_COLUMNS, DOMAIN_COLUMN
 from assets.scored.dataman_assets import dataman_heads, dataman_ratings
+from assets.scored.preselect_assets import preselect_classifier
 from assets.scored.ratings import DIMENSIONS
+from assets.scored.ratings_assets import llm_ratings, rating_scorer
 from resources.lake import Lake
 from resources.langid import LanguageIdentifier
 from resources.rewriter import Generation, VLLMRewriter
