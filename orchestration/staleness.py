@@ -9,6 +9,12 @@ Why not Dagster's own stale status (`RunRequest(stale_assets_only=True)`, the UI
 stale"): it resolves whole assets, not one partition; it stops tracking data versions past 100
 upstream partitions, which every corpus-wide stage exceeds; and a root asset's logical data
 version only hashes its code version, so it cannot see a rewritten crawl file.
+
+An upstream counts from its latest *committed* version: a version its checks rejected never
+became current, and a run that reused the current version wrote none, so what downstream reads
+did not change and nothing downstream is stale for them.
+An asset whose own latest version was rejected is not retried until its inputs, code or config
+change (the same input would be rejected again).
 """
 
 from __future__ import annotations
@@ -25,6 +31,9 @@ if TYPE_CHECKING:
     from dagster._core.definitions.assets.graph.base_asset_graph import BaseAssetGraph
 
 SOURCE_FINGERPRINT = "source_fingerprint"
+COMMITTED = "version_committed"
+"""Metadata key of `Publication.results`: False when the checks rejected the staged version or
+the run reused the current one."""
 """Metadata key under which raw_documents records `CrawlSource.fingerprint` of the file it read."""
 
 CODE_VERSION_TAG = "dagster/code_version"
@@ -45,18 +54,21 @@ class Materialized:
     code_version: str | None
     source_fingerprint: str | None
     run_id: str | None = None
+    committed: bool = True
 
     @classmethod
     def from_record(cls, record: dg.EventLogRecord) -> Materialized:
         event = record.asset_materialization
         assert event is not None, record
         fingerprint = event.metadata.get(SOURCE_FINGERPRINT)
+        committed = event.metadata.get(COMMITTED, True)
         return cls(
             record.storage_id,
             record.timestamp,
             (event.tags or {}).get(CODE_VERSION_TAG),
             getattr(fingerprint, "value", fingerprint),
             record.run_id,
+            getattr(committed, "value", committed) is not False,
         )
 
 
@@ -88,6 +100,26 @@ def latest_by_partition(
     return found
 
 
+def committed_id(
+    instance: dg.DagsterInstance, key: dg.AssetKey, latest: Materialized, partition: str | None
+) -> int:
+    """Storage id of the latest materialization whose version was committed (0: none): the
+    latest one, unless its checks rejected it; then the walk goes back, 100 records a query."""
+    if latest.committed:
+        return latest.storage_id
+    partitions = [partition] if partition is not None else None
+    where = dg.AssetRecordsFilter(key, partitions, before_storage_id=latest.storage_id)
+    cursor = None
+    while True:
+        page = instance.fetch_materializations(where, limit=100, cursor=cursor)
+        for record in page.records:
+            if Materialized.from_record(record).committed:
+                return record.storage_id
+        if not page.has_more:
+            return 0
+        cursor = page.cursor
+
+
 def stale_shards(
     instance: dg.DagsterInstance,
     asset_graph: BaseAssetGraph,
@@ -106,7 +138,7 @@ def stale_shards(
         for key in shard_assets:
             done = history[key].get(shard)
             parents = {
-                p: history[p][shard].storage_id if shard in history[p] else 0
+                p: committed_id(instance, p, history[p][shard], shard) if shard in history[p] else 0
                 for p in asset_graph.get(key).parent_keys
                 if p in history
             }
@@ -131,14 +163,19 @@ def stale_assets(
     keys = in_dependency_order(asset_graph, keys)
     parents = {key: asset_graph.get(key).parent_keys for key in keys}
     latest = {
-        record.asset_entry.asset_key: record.asset_entry.last_materialization_record
+        record.asset_entry.asset_key: Materialized.from_record(
+            record.asset_entry.last_materialization_record
+        )
         for record in instance.get_asset_records(list(set(keys).union(*parents.values())))
         if record.asset_entry.last_materialization_record is not None
     }
     stale: dict[dg.AssetKey, str] = {}
     for key in keys:
-        done = Materialized.from_record(latest[key]) if key in latest else None
-        upstream = {p: latest[p].storage_id if p in latest else 0 for p in parents[key]}
+        done = latest.get(key)
+        upstream = {
+            p: committed_id(instance, p, latest[p], None) if p in latest else 0
+            for p in parents[key]
+        }
         reason = _why_stale(asset_graph, key, done, upstream, stale)
         if reason is not None:
             stale[key] = reason

@@ -9,7 +9,13 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from orchestration.runner import ensure_instance, register_shards, run_corpus, run_shard
+from orchestration.runner import (
+    ensure_instance,
+    plan_run,
+    register_shards,
+    run_corpus,
+    run_shard,
+)
 from resources.lake import Lake
 from tests.conftest import SAMPLE_CRAWL
 
@@ -66,6 +72,11 @@ def test_a_shard_the_filters_drop_entirely_fails_and_the_last_good_version_stays
         and "> 0.8" in failures[0]["expectation"]
     )
     assert failures[0]["unexpected_count"] >= 20, "how many rows were dropped"
+
+    # Nothing downstream is stale for a version that never became current: the nightly plan
+    # neither re-runs the shard's later steps on the same good version nor retries the shard.
+    plan = plan_run(ensure_instance(), ENGLISH_ONLY)
+    assert SHARD not in plan.shards and plan.current_shards == [SHARD], plan.shards
 
     # Downstream reads the last good version, never the rejected one.
     assert run_corpus(assets=["duplicate_clusters"])
