@@ -4,6 +4,7 @@ lines in JSONL, rows in Parquet."""
 from __future__ import annotations
 
 import gzip
+import io
 import json
 from pathlib import Path
 
@@ -60,3 +61,34 @@ def test_jsonl_offsets_are_lines_and_parquet_offsets_are_rows(tmp_path: Path) ->
         ("row", 0),
         ("row", 1),
     ]
+
+
+def test_wet_offsets_are_bytes_a_reader_can_seek_to(tmp_path: Path) -> None:
+    """Common Crawl's WET files: conversion records of plain text, each gzip member seekable."""
+    from warcio.warcwriter import WARCWriter
+
+    shard = tmp_path / "pages.warc.wet.gz"
+    pages = [
+        ("https://example.org/apt", "The apt tool installs packages and their dependencies. "),
+        ("https://example.org/dpkg", "The dpkg tool unpacks a package file and configures it. "),
+    ]
+    with shard.open("wb") as fh:
+        writer = WARCWriter(fh, gzip=True)
+        for url, sentence in pages:
+            body = ((sentence * 12).strip() + "\n\n") * 3
+            record = writer.create_warc_record(
+                url,
+                "conversion",
+                payload=io.BytesIO(body.encode()),
+                warc_content_type="text/plain",
+            )
+            writer.write_record(record)
+    rows = ingest(shard)
+    assert [r["url"] for r in rows] == [url for url, _ in pages]
+    assert {r["source_offset_unit"] for r in rows} == {"byte"}
+    for row in rows:
+        with shard.open("rb") as stream:
+            stream.seek(row["source_offset"])
+            record = next(iter(ArchiveIterator(stream)))
+        assert record.rec_type == "conversion"
+        assert record.rec_headers.get_header("WARC-Target-URI") == row["url"]
