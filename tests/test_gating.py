@@ -114,7 +114,7 @@ def test_a_shard_step_that_loses_a_document_fails_its_books_balance(
                 [defs.get_assets_def(asset)],
                 partition_key=SHARD,
                 instance=ensure_instance(),
-                resources=defs.resources,
+                resources={**defs.resources, "lake": lake},  # defs read FOUNDRY_HOME at import
                 raise_on_error=False,
             )
         [balance] = [
