@@ -15,7 +15,7 @@ from pydantic import Field
 from assets.contracts import check_specs
 from assets.publishing import Publication
 from assets.scored import reports
-from assets.scored.artifacts import current_artifact, fingerprint, ids_digest, reusable, save_model
+from assets.scored.artifacts import save_model
 from assets.scored.asking import (
     RATER_ASSET,
     RaterConfig,
@@ -46,8 +46,8 @@ from assets.scored.schema import (
     SCALE,
     frame,
 )
-from assets.scored.shards import ShardReader
 from assets.scored.training import (
+    head_inputs,
     head_metrics,
     head_table,
     rating_sample,
@@ -143,17 +143,9 @@ def dataman_heads(
     answers = lake.scan("dataman_ratings", "ratings")
     answers = answers.select("doc_id", "dimension", "score", "label").collect()
     rated = answers["doc_id"].unique()
-    embedded = ShardReader(lake).vectors(rated, None)  # the annotated sample only
-    model_ids = sorted(set(embedded["model_id"]))
-    wanted = fingerprint(
-        HEADS_CODE_VERSION,
-        config.folds,
-        config.seed,
-        model_ids,
-        answers.sort("doc_id", "dimension").rows(),
-        ids_digest(embedded["text_hash"]),
+    embedded, model_ids, wanted, reused = head_inputs(
+        lake, "dataman_heads", rated, answers, HEADS_CODE_VERSION, config.folds, config.seed
     )
-    reused = reusable(current_artifact(lake, "dataman_heads"), wanted, lake, HEADS_FILE)
     if not reused:
         _train(publication, answers, embedded, config, wanted, model_ids)
     metrics = publication.scan("metrics").collect()

@@ -12,7 +12,7 @@ from assets.contracts import check_specs
 from assets.plotting import png_markdown
 from assets.publishing import Publication
 from assets.scored import plots, reports
-from assets.scored.artifacts import current_artifact, fingerprint, ids_digest, reusable, save_model
+from assets.scored.artifacts import save_model
 from assets.scored.asking import (
     RATER_ASSET,
     RaterConfig,
@@ -32,8 +32,8 @@ from assets.scored.schema import (
     SCORER_SCHEMA,
     frame,
 )
-from assets.scored.shards import ShardReader
 from assets.scored.training import (
+    head_inputs,
     head_metrics,
     head_table,
     rating_sample,
@@ -116,17 +116,10 @@ def rating_scorer(
     publication = Publication(context, lake, SCORER_CONTRACT, SCORER_CODE_VERSION)
     rated_docs = lake.scan("llm_ratings").select("doc_id").collect()
     ratings = lake.scan("llm_ratings", "ratings").select("doc_id", "dimension", "score").collect()
-    embedded = ShardReader(lake).vectors(rated_docs["doc_id"], None)  # the rated sample only
-    model_ids = sorted(set(embedded["model_id"]))
-    wanted = fingerprint(
-        SCORER_CODE_VERSION,
-        config.folds,
-        config.seed,
-        model_ids,
-        ratings.sort("doc_id", "dimension").rows(),
-        ids_digest(embedded["text_hash"]),
-    )
-    reused = reusable(current_artifact(lake, "rating_scorer"), wanted, lake, HEADS_FILE)
+    embedded, model_ids, wanted, reused = head_inputs(
+        lake, "rating_scorer", rated_docs["doc_id"], ratings,
+        SCORER_CODE_VERSION, config.folds, config.seed,
+    )  # fmt: skip
     if not reused:
         _train_heads(publication, ratings, embedded, config, wanted, model_ids)
     metrics = publication.scan("metrics").collect()

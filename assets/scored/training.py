@@ -10,10 +10,17 @@ import polars as pl
 
 from assets.documents import make_doc_id
 from assets.measures import standardise, weighted
-from assets.scored.artifacts import BottomK, stable_sample
+from assets.scored.artifacts import (
+    BottomK,
+    current_artifact,
+    fingerprint,
+    ids_digest,
+    reusable,
+    stable_sample,
+)
 from assets.scored.combine import COMBINED_WEIGHTS
 from assets.scored.distill import HeadReport
-from assets.scored.features import cleaned_measurements
+from assets.scored.features import HEADS_FILE, cleaned_measurements
 from assets.scored.shards import ShardReader
 from assets.scored.signals import REDPAJAMA_SIGNALS, redpajama_signals, text_signals
 from resources.lake import Lake
@@ -279,3 +286,21 @@ def head_metrics(
         }
         for r in reports
     ]
+
+
+def head_inputs(
+    lake: Lake, asset: str, ids: pl.Series, answers: pl.DataFrame, *settings: object
+) -> tuple[pl.DataFrame, list[str], str, bool]:
+    """The rated sample's vectors, their embedding models, the fingerprint of everything the
+    heads depend on (`settings`: code version, folds, seed), and whether `asset`'s current
+    artifact already has it (then it is reused, not refitted)."""
+    embedded = ShardReader(lake).vectors(ids, None)  # the rated sample only
+    model_ids = sorted(set(embedded["model_id"]))
+    wanted = fingerprint(
+        *settings,
+        model_ids,
+        answers.sort("doc_id", "dimension").rows(),
+        ids_digest(embedded["text_hash"]),
+    )
+    reused = reusable(current_artifact(lake, asset), wanted, lake, HEADS_FILE)
+    return embedded, model_ids, wanted, reused
