@@ -28,21 +28,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
-import socket
-import subprocess
 import sys
 import time
 
-import httpx
-
 from assets.rephrased.styles import get_style
 from benchmarks.bench_filters import load_texts
-from resources.models import prepare_smollm2
+from benchmarks.vllm_serve import SERVED_NAME, start_server
 from resources.openai_client import HttpSettings, OpenAIChatClient
 
-SERVED = "smollm2"
 WINDOW = 64
 
 
@@ -58,7 +52,7 @@ def run(requests: int = 128, max_tokens: int = 32) -> dict:
     conversations = _conversations(requests)
     sampling = {"temperature": 0.7, "top_p": 0.9, "max_tokens": max_tokens}
     _say("starting vllm serve")
-    server = _start_server()
+    server = start_server()
     try:
         url = server.url
         _say("server ready; warming up")
@@ -113,7 +107,9 @@ def _conversations(n: int) -> list[list[dict]]:
 
 
 def _client(url: str, window: int) -> OpenAIChatClient:
-    settings = HttpSettings(endpoints=(url,), model=SERVED, timeout_s=600, max_in_flight=window)
+    settings = HttpSettings(
+        endpoints=(url,), model=SERVED_NAME, timeout_s=600, max_in_flight=window
+    )
     return OpenAIChatClient(settings)
 
 
@@ -126,58 +122,6 @@ def _batches(client: OpenAIChatClient, conversations, sampling, size: int) -> li
 
 def _stream(client: OpenAIChatClient, conversations, sampling) -> list[dict]:
     return [r for _, r in client.stream(list(enumerate(conversations)), sampling, seed=0)]
-
-
-class _Server:
-    def __init__(self, port: int) -> None:
-        self.url = f"http://127.0.0.1:{port}"
-        command = [
-            sys.executable, "-m", "vllm.entrypoints.openai.api_server",
-            "--model", str(prepare_smollm2()), "--served-model-name", SERVED,
-            "--host", "127.0.0.1", "--port", str(port),
-            "--max-model-len", "1024", "--enforce-eager", "--dtype", "bfloat16",
-            "--no-enable-chunked-prefill", "--max-num-batched-tokens", "4096",
-        ]  # fmt: skip
-        env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1"}
-        self.proc = subprocess.Popen(
-            command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )  # fmt: skip
-
-    def wait_ready(self, timeout: float = 300) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError("vllm serve exited while starting")
-            try:
-                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(2)
-        raise TimeoutError("vllm serve did not become healthy")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(30)
-
-
-def _start_server() -> _Server:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = _Server(port)
-    try:
-        server.wait_ready()
-    except BaseException:
-        server.stop()
-        raise
-    return server
 
 
 if __name__ == "__main__":

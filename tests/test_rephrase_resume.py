@@ -6,10 +6,6 @@ checkpointing around the model, which real-vLLM tests cover separately.
 
 from __future__ import annotations
 
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 import dagster as dg
 import polars as pl
 import pytest
@@ -24,6 +20,7 @@ from resources.crawl import CrawlSource
 from resources.lake import Lake
 from resources.langid import LanguageIdentifier
 from resources.rewriter import Generation, VLLMRewriter
+from tests.chat_stub import ChatStub, completion, refusal
 from tests.conftest import SAMPLE_CRAWL
 
 SHARD = "debian-faq-en.warc.gz"
@@ -153,38 +150,17 @@ def test_one_run_rewrites_in_several_styles_and_a_rerun_adds_nothing(foundry_hom
     assert set(published["doc_id"]) <= set(again["doc_id"]), "earlier styles stay published"
 
 
-class EchoServer:
+class EchoServer(ChatStub):
     """`vllm serve` on loopback answering each rewrite with its passage, or refusing (400)."""
 
     def __init__(self) -> None:
         self.refuse = True
-        owner = self
+        super().__init__(self._reply)
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                passage = body["messages"][-1]["content"].split("\n\n", 1)[-1]
-                if owner.refuse:
-                    self._send(400, {"error": {"message": "prompt too long for this model"}})
-                    return
-                choice = {"message": {"role": "assistant", "content": passage}}
-                usage = {"prompt_tokens": 10, "completion_tokens": 10}
-                self._send(200, {"choices": [{**choice, "finish_reason": "stop"}], "usage": usage})
-
-            def _send(self, status: int, payload: dict) -> None:
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+    def _reply(self, body: dict) -> tuple[int, dict]:
+        if self.refuse:
+            return refusal(400, "prompt too long for this model")
+        return completion(body["messages"][-1]["content"].split("\n\n", 1)[-1])
 
 
 class HttpEchoRewriter(VLLMRewriter):
@@ -226,8 +202,7 @@ def test_requests_that_fail_are_quarantined_for_one_run_and_retried_by_the_next(
         chunks = published["chunks"].sum()
         assert chunks > 3 and peak == {server.url: chunks}, "every chunk of the three went at once"
     finally:
-        server.httpd.shutdown()
-        server.httpd.server_close()
+        server.close()
 
 
 @pytest.mark.slow

@@ -1,22 +1,15 @@
 """The HTTP backend against a real `vllm serve` on loopback, including a server killed mid-run.
 
-The server is the CPU build, started without chunked prefill so that it takes per-request seeds
-(with chunked prefill its engine dies on them: "CPU Generator does not use offset"). Assertions
+The server is benchmarks.vllm_serve's (the CPU build, taking per-request seeds). Assertions
 hold for any run: greedy outcomes, seeded texts compared with themselves, or recorded reasons.
 """
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
 
-import httpx
 import pytest
 
 from assets.documents import Drop
@@ -29,66 +22,18 @@ from assets.rephrased.rewrite import (
     rewrite_documents,
 )
 from assets.rephrased.styles import get_style
+from benchmarks.vllm_serve import SERVED_NAME, VllmServer, start_server
 from resources.langid import LanguageIdentifier
-from resources.models import prepare_smollm2
 from resources.rewriter import VLLMRewriter
 from tests.test_rewriter import DOCS
 
 pytestmark = pytest.mark.slow
-SERVED_NAME = "smollm2"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class VllmServer:
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.url = f"http://127.0.0.1:{port}"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        command = [
-            # what `vllm serve` runs; the `vllm` console script wants the GPU distribution's name
-            sys.executable, "-m", "vllm.entrypoints.openai.api_server",
-            "--model", str(prepare_smollm2()),
-            "--host", "127.0.0.1", "--port", str(self.port), "--served-model-name", SERVED_NAME,
-            "--max-model-len", "1024", "--enforce-eager", "--dtype", "bfloat16",
-            "--no-enable-chunked-prefill", "--max-num-batched-tokens", "4096",
-        ]  # fmt: skip
-        env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1"}
-        self.proc = subprocess.Popen(
-            command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )  # fmt: skip
-
-    def wait_ready(self, timeout: float = 300) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.proc is not None and self.proc.poll() is None, "vllm serve exited"
-            try:
-                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(2)
-        raise TimeoutError("vllm serve did not become healthy")
-
-    def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(30)
 
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[VllmServer]:
-    srv = VllmServer(_free_port())
-    srv.start()
+    srv = start_server()
     try:
-        srv.wait_ready()
         yield srv
     finally:
         srv.kill()

@@ -8,13 +8,11 @@ request is retried or quarantined with its reason while the rest of the stream g
 
 from __future__ import annotations
 
-import json
 import random
 import re
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -29,75 +27,45 @@ from resources.openai_client import (
     RequestFailure,
 )
 from resources.rewriter import VLLMRewriter
+from tests.chat_stub import ChatStub, completion, refusal
 
 SAMPLING = {"temperature": 0.0, "max_tokens": 16}
 _DELAY = re.compile(r"delay=([0-9.]+)")
 
 
-class DelayServer:
+class DelayServer(ChatStub):
     """Chat completions that echo the user message after `delay=<s>` seconds. A message with
     `refuse` gets a 400; one with `flaky` gets a 503 on its first attempt."""
 
     def __init__(self, base_delay: float = 0.0) -> None:
+        self.base_delay = base_delay
         self.lock = threading.Lock()
         self.active = self.peak = self.served = 0
         self.finished: list[tuple[float, str]] = []  # (time, message) of each answer
         self.attempts: dict[str, int] = {}
-        owner = self
+        super().__init__(self._reply)
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                content = body["messages"][-1]["content"]
-                with owner.lock:
-                    owner.active += 1
-                    owner.peak = max(owner.peak, owner.active)
-                    owner.attempts[content] = owner.attempts.get(content, 0) + 1
-                    first = owner.attempts[content] == 1
-                try:
-                    match = _DELAY.search(content)
-                    time.sleep(base_delay + (float(match.group(1)) if match else 0.0))
-                    if "refuse" in content:
-                        self._send(400, {"error": {"message": "prompt is too long"}})
-                        return
-                    if "flaky" in content and first:
-                        self._send(503, {"error": {"message": "overloaded"}})
-                        return
-                    message = {"role": "assistant", "content": content}
-                    usage = {"prompt_tokens": 10, "completion_tokens": 10}
-                    choice = {"message": message, "finish_reason": "stop"}
-                    self._send(200, {"choices": [choice], "usage": usage})
-                    with owner.lock:
-                        owner.served += 1
-                        owner.finished.append((time.monotonic(), content))
-                finally:
-                    with owner.lock:
-                        owner.active -= 1
-
-            def _send(self, status: int, payload: dict) -> None:
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args) -> None:
-                pass
-
-        class Server(ThreadingHTTPServer):
-            request_queue_size = 512
-            daemon_threads = True
-
-        self.httpd = Server(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    def _reply(self, body: dict) -> tuple[int, dict]:
+        content = body["messages"][-1]["content"]
+        with self.lock:
+            self.active += 1
+            self.peak = max(self.peak, self.active)
+            self.attempts[content] = self.attempts.get(content, 0) + 1
+            first = self.attempts[content] == 1
+        try:
+            match = _DELAY.search(content)
+            time.sleep(self.base_delay + (float(match.group(1)) if match else 0.0))
+            if "refuse" in content:
+                return refusal(400, "prompt is too long")
+            if "flaky" in content and first:
+                return refusal(503, "overloaded")
+            with self.lock:
+                self.served += 1
+                self.finished.append((time.monotonic(), content))
+            return completion(content)
+        finally:
+            with self.lock:
+                self.active -= 1
 
 
 @pytest.fixture

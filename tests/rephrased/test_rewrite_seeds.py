@@ -8,9 +8,7 @@ the real engine and `vllm serve` are covered in tests/test_rewriter.py and test_
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -19,6 +17,7 @@ from assets.rephrased.quality import QualityPolicy
 from assets.rephrased.rewrite import ChunkLimits, rewrite_batch
 from assets.rephrased.styles import get_style
 from resources.rewriter import GREEDY, Generation, VLLMRewriter
+from tests.chat_stub import ChatStub, completion, refusal
 
 SOURCE = (
     "Debian is a free operating system developed by volunteers. The apt tool installs packages "
@@ -32,48 +31,19 @@ ANSWER = (
 )
 
 
-class FakeServer:
+class FakeServer(ChatStub):
     """Chat completions on loopback; `reject_seed` answers 400 to any body with a `seed`."""
 
     def __init__(self, reject_seed: bool) -> None:
         self.bodies: list[dict] = []
         self.reject_seed = reject_seed
-        owner = self
+        super().__init__(self._reply)
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                owner.bodies.append(body)
-                if reject_seed and "seed" in body:
-                    payload = {"error": {"message": "Unrecognized request argument: seed"}}
-                    self._send(400, payload)
-                    return
-                message = {"role": "assistant", "content": ANSWER}
-                usage = {"prompt_tokens": 40, "completion_tokens": 35}
-                self._send(
-                    200,
-                    {"choices": [{"message": message, "finish_reason": "stop"}], "usage": usage},
-                )
-
-            def _send(self, status: int, payload: dict) -> None:
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    def _reply(self, body: dict) -> tuple[int, dict]:
+        self.bodies.append(body)
+        if self.reject_seed and "seed" in body:
+            return refusal(400, "Unrecognized request argument: seed")
+        return completion(ANSWER, prompt_tokens=40, completion_tokens=35)
 
 
 @pytest.fixture(params=[False, True], ids=["takes_seed", "rejects_seed"])
