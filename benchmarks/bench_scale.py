@@ -165,7 +165,7 @@ def write_crawl(folder: Path, gen: Generator, docs: int, shard_docs: int) -> lis
 def write_cleaned(home: Path, gen: Generator, docs: int, shard_docs: int) -> list[str]:
     """`cleaned_documents` shards straight into the lake: the corpus the later stages read."""
     from assets.cleaned.schema import CLEANED_DOCUMENTS_SCHEMA, SIGNALS_SCHEMA
-    from assets.documents import DROPPED_SCHEMA, content_hash, make_doc_id
+    from assets.documents import DROPPED_SCHEMA
     from resources.lake import Lake
 
     lake = Lake(home=str(home), url="")
@@ -180,22 +180,29 @@ def write_cleaned(home: Path, gen: Generator, docs: int, shard_docs: int) -> lis
             out.table("dropped", DROPPED_SCHEMA)
             for offset in range(min(shard_docs, docs - start)):
                 page, text, _ = next(documents)
-                doc_id = make_doc_id(shard, str(offset))
-                rows.append(_cleaned_row(doc_id, shard, offset, page, text, content_hash(text)))
+                score = page.signals.get("language_score", 1.0)
+                row = cleaned_row(shard, offset, text, page.language, language_score=score)
+                rows.append(row)
+                doc_id = row["doc_id"]
                 for name, value in page.signals.items():
                     signals.append({"doc_id": doc_id, "signal": name, "value": value})
     return shards
 
 
-def _cleaned_row(doc_id: str, shard: str, offset: int, page: Page, text: str, digest: str):
+def cleaned_row(
+    shard: str, offset: int, text: str, language: str, url: str = "", language_score: float = 1.0
+) -> dict:
+    """A `cleaned_documents` row for text that needs no cleaning: generated or test corpora."""
+    from assets.documents import content_hash, make_doc_id
+
     return {
-        "doc_id": doc_id,
+        "doc_id": make_doc_id(shard, str(offset)),
         "shard": shard,
-        "url": f"https://gen.example/{shard}/{offset}",
-        "language": page.language,
-        "language_score": page.signals.get("language_score", 1.0),
+        "url": url or f"https://gen.example/{shard}/{offset}",
+        "language": language,
+        "language_score": language_score,
         "text": text,
-        "content_hash": digest,
+        "content_hash": content_hash(text),
         "n_chars": len(text),
         "source_offset": offset,
         "toxicity": 0.0,

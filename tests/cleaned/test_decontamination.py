@@ -28,7 +28,8 @@ from assets.cleaned.decontaminate import (
 )
 from assets.cleaned.schema import CLEANED_DOCUMENTS_SCHEMA
 from assets.corpus import corpus_size, organic_documents
-from assets.documents import DROPPED_SCHEMA, content_hash, make_doc_id
+from assets.documents import DROPPED_SCHEMA
+from benchmarks.bench_scale import cleaned_row
 from resources.lake import Lake
 from tests.scored.conftest import faq_pages
 
@@ -47,24 +48,9 @@ def _publish(lake: Lake, shard: str, texts: list[str]) -> list[str]:
         rows = out.table("documents", CLEANED_DOCUMENTS_SCHEMA)
         out.table("dropped", DROPPED_SCHEMA)
         for offset, text in enumerate(texts):
-            ids.append(make_doc_id(shard, str(offset)))
-            rows.append(
-                {
-                    "doc_id": ids[-1],
-                    "shard": shard,
-                    "url": f"https://www.debian.org/{shard}/{offset}",
-                    "language": shard[-2:],
-                    "language_score": 1.0,
-                    "text": text,
-                    "content_hash": content_hash(text),
-                    "n_chars": len(text),
-                    "source_offset": offset,
-                    "toxicity": 0.0,
-                    "pii_emails": 0,
-                    "pii_phones": 0,
-                    "pii_ips": 0,
-                }
-            )
+            url = f"https://www.debian.org/{shard}/{offset}"
+            rows.append(row := cleaned_row(shard, offset, text, shard[-2:], url))
+            ids.append(row["doc_id"])
     return ids
 
 

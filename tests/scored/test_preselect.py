@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from assets.cleaned.schema import CLEANED_DOCUMENTS_SCHEMA
-from assets.documents import DROPPED_SCHEMA, content_hash, make_doc_id
+from assets.documents import DROPPED_SCHEMA
 from assets.ngram import KneserNeyLM
 from assets.scored.classifier import ClassifierSpec
 from assets.scored.features import document_features, load_scorers
@@ -25,6 +25,7 @@ from assets.scored.preselect import (
 )
 from assets.scored.preselect_assets import preselect_classifier
 from assets.scored.reference import BUILTIN_PYTHON_DOCS, load_reference
+from benchmarks.bench_scale import cleaned_row
 from resources.lake import Lake
 from resources.tokenizer import TokenCounter
 from tests.scored.conftest import faq_pages
@@ -135,23 +136,7 @@ def _cleaned_lake(home) -> Lake:
             rows = out.table("documents", CLEANED_DOCUMENTS_SCHEMA)
             out.table("dropped", DROPPED_SCHEMA)
             for offset, text in enumerate(faq_pages(language)):
-                rows.append(
-                    {
-                        "doc_id": make_doc_id(shard, str(offset)),
-                        "shard": shard,
-                        "url": f"u{offset}",
-                        "language": language,
-                        "language_score": 1.0,
-                        "text": text,
-                        "content_hash": content_hash(text),
-                        "n_chars": len(text),
-                        "source_offset": offset,
-                        "toxicity": 0.0,
-                        "pii_emails": 0,
-                        "pii_phones": 0,
-                        "pii_ips": 0,
-                    }
-                )
+                rows.append(cleaned_row(shard, offset, text, language, f"u{offset}"))
     return lake
 
 
