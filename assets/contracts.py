@@ -178,7 +178,7 @@ def _unique(
         con.execute(f"SET memory_limit = '{DUCKDB_MEMORY}'")
         files = ", ".join("'" + p.replace("'", "''") + "'" for p in paths)
         repeated = pl.from_arrow(
-            con.execute(query.format(source=f"read_parquet([{files}])")).to_arrow_table()
+            con.sql(query.format(source=f"read_parquet([{files}])")).to_arrow_table()
         )
         con.close()
     else:
