@@ -348,6 +348,20 @@ class Lake(ConfigurableResource):
         folders = self.filesystem.ls(base, detail=False)
         return sorted(_basename(f) for f in folders if self._checkpoint_complete(f))
 
+    def delete_checkpoints(self, asset: str, keys: Iterable[str]) -> None:
+        """Remove checkpoints whose rows a committed version holds. Each goes at once from the
+        readers' view: locally by a rename into staging, remotely by its marker going first."""
+        base = f"{check_name(asset, 'asset')}/{CHECKPOINTS}"
+        for key in keys:
+            folder = self._path(f"{base}/{safe_key(key)}")
+            if not self.remote:
+                trash = self._new_staging()
+                Path(folder).rename(trash / "checkpoint")
+                shutil.rmtree(trash, ignore_errors=True)
+                continue
+            self.filesystem.rm_file(f"{folder}/{COMPLETE_MARKER}")
+            self.filesystem.rm(folder, recursive=True)
+
     def _checkpoint_complete(self, folder: str) -> bool:
         fs = self.filesystem
         if not self.remote:  # a local checkpoint folder only ever appears by rename

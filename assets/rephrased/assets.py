@@ -14,7 +14,12 @@ from assets.documents import DROPPED_SCHEMA, Drop
 from assets.partitions import GPU_POOL, GPU_TAG
 from assets.progress import Progress
 from assets.publishing import Publication
-from assets.rephrased.checkpoints import FinishedWork, checkpoint_batch, finished_work
+from assets.rephrased.checkpoints import (
+    FinishedWork,
+    checkpoint_batch,
+    finished_work,
+    prune_folded,
+)
 from assets.rephrased.quality import QualityPolicy
 from assets.rephrased.rewrite import (
     REQUEST_FAILED,
@@ -164,6 +169,10 @@ def rephrased_documents(
             **timings,
         },
     )
+    if pruned := prune_folded(lake):
+        context.log.info(
+            f"rephrased_documents: {pruned} checkpoints held by the current version deleted"
+        )
 
 
 def _todos(

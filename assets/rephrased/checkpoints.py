@@ -126,6 +126,17 @@ def finished_work(lake: Lake) -> FinishedWork:
     return replace(work, live_sources=_live_sources(lake, _all_kept(lake, work)))
 
 
+def prune_folded(lake: Lake) -> int:
+    """Delete the checkpoints the current version holds: their rows are in it, and no later run
+    reads them. Checkpoints of a rejected or failed version stay until one is committed."""
+    if not lake.has(ASSET, FOLDED):
+        return 0
+    folded = set(lake.scan(ASSET, FOLDED).collect()["checkpoint"])
+    held = [key for key in lake.checkpoint_keys(ASSET) if key in folded]
+    lake.delete_checkpoints(ASSET, held)
+    return len(held)
+
+
 _NONE = pl.DataFrame(schema={"source_doc_id": pl.String})
 
 

@@ -145,6 +145,12 @@ def test_checkpoints_count_only_when_complete(tmp_path: Path, endpoint: str, buc
     read = lake.read_checkpoints("things", "documents")
     assert read is not None and read["doc_id"].to_list() == ["a", "b"]
     assert lake.filesystem.exists(f"{bucket}/lake/things/_checkpoints/batch-1/{COMPLETE_MARKER}")
+    lake.delete_checkpoints("things", ["batch-1"])
+    assert (
+        lake.checkpoint_keys("things") == []
+        and lake.read_checkpoints("things", "documents") is None
+    )
+    assert not lake.filesystem.exists(f"{bucket}/lake/things/_checkpoints/batch-1")
     with pytest.raises(MissingUpstreamError):
         lake.files("things")
 
