@@ -181,7 +181,8 @@ def deduplicate(lake: Lake, policy: DedupPolicy, out: VersionWriter) -> DedupRes
         _write(con, out, policy)
         result.duplicates = _scalar(con, "SELECT count(*) FROM clusters WHERE NOT is_kept")
         result.clusters = _scalar(con, "SELECT count(*) FROM clusters WHERE is_kept")
-    result.kept = result.rows_in - result.duplicates
+        # counted from the signatures read, not from rows_in: a lost document fails the books
+        result.kept = _scalar(con, "SELECT count(*) FROM signed") - result.duplicates
     result.seconds = time.perf_counter() - started
     return result
 

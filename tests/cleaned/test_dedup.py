@@ -251,3 +251,33 @@ def test_a_remote_lake_is_read_through_its_filesystem(tmp_path, planted) -> None
         assert result.texts_compared > 0
         removed.append(_removed(lake))
     assert removed[0] == removed[1] and removed[0]
+
+
+def test_signatures_that_lost_a_document_fail_the_books_balance(tmp_path) -> None:
+    """rows in are the cleaned versions' counts in the catalog; kept are counted from the
+    signatures the reduce read. A signer that lost a document fails books_balance, and the last
+    good version stays current."""
+    import dagster as dg
+
+    from assets.cleaned.assets import duplicate_clusters, minhash_signatures
+
+    lake = Lake(home=str(tmp_path))
+    _publish_cleaned(lake, "s1", [("d1", "one page of words " * 8), ("d2", "another page " * 8)])
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("crawl_shards", ["s1"])
+    resources = {"lake": lake}
+    dg.materialize([minhash_signatures], instance=instance, partition_key="s1", resources=resources)
+    assert dg.materialize([duplicate_clusters], instance=instance, resources=resources).success
+    [good] = lake.files("duplicate_clusters")
+    signed = {t: lake.scan("minhash_signatures", t).collect() for t in ("documents", "bands")}
+    with lake.publish("minhash_signatures", "s1", run_id="a-buggy-signer") as out:
+        out.write("documents", signed["documents"].slice(1), signed_schema(112))
+        lost = signed["documents"]["doc_id"][0]
+        out.write("bands", signed["bands"].filter(pl.col("doc_id") != lost), BANDS_SCHEMA)
+    result = dg.materialize(
+        [duplicate_clusters], instance=instance, resources=resources, raise_on_error=False
+    )
+    [balance] = [c for c in result.get_asset_check_evaluations() if c.check_name == "books_balance"]
+    books = {k: v.value for k, v in balance.metadata.items()}
+    assert not balance.passed and books["rows_in"] == books["kept"] + books["dropped"] + 1
+    assert lake.files("duplicate_clusters") == [good], "the last good version stays current"
