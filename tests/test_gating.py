@@ -16,7 +16,8 @@ from orchestration.runner import (
     run_corpus,
     run_shard,
 )
-from resources.lake import Lake
+from resources.crawl import CrawlSource
+from resources.lake import Lake, TableSink
 from tests.conftest import SAMPLE_CRAWL
 
 SHARD = "site.warc.gz"
@@ -87,6 +88,7 @@ def test_a_shard_the_filters_drop_entirely_fails_and_the_last_good_version_stays
 # Each per-shard step and the upstream table it reads; the step's rows in are the catalog's row
 # count of that table, so a document the step loses unbalances its books.
 SHARD_STEPS = [
+    ("raw_documents", None),  # its rows in: the records read; the loss: a row never written
     ("cleaned_documents", "raw_documents"),
     ("minhash_signatures", "cleaned_documents"),
     ("document_embeddings", "cleaned_documents"),
@@ -109,12 +111,20 @@ def test_a_shard_step_that_loses_a_document_fails_its_books_balance(
     for asset, upstream in SHARD_STEPS:
         [good] = lake.files(asset, partitions=[SHARD])
         with monkeypatch.context() as patch:
-            _lose_first_document_of(patch, upstream)
+            if upstream is None:
+                _lose_first_row_written(patch)
+            else:
+                _lose_first_document_of(patch, upstream)
             result = dg.materialize(
                 [defs.get_assets_def(asset)],
                 partition_key=SHARD,
                 instance=ensure_instance(),
-                resources={**defs.resources, "lake": lake},  # defs read FOUNDRY_HOME at import
+                # defs read FOUNDRY_HOME and FOUNDRY_CRAWL_DIR at import
+                resources={
+                    **defs.resources,
+                    "lake": lake,
+                    "crawl": CrawlSource(location=str(crawl)),
+                },
                 raise_on_error=False,
             )
         [balance] = [
@@ -142,3 +152,16 @@ def _lose_first_document_of(patch: pytest.MonkeyPatch, upstream: str) -> None:
 
     patch.setattr(Lake, "iter_rows", losing_rows)
     patch.setattr(Lake, "scan", losing_scan)
+
+
+def _lose_first_row_written(patch: pytest.MonkeyPatch) -> None:
+    """A stage bug, simulated: the first document row the step appends is never written."""
+    append, lost = TableSink.append, []
+
+    def losing_append(self: TableSink, row: dict) -> None:
+        if not lost and "doc_id" in row and "extractor" in row:
+            lost.append(row)
+            return
+        append(self, row)
+
+    patch.setattr(TableSink, "append", losing_append)
