@@ -285,3 +285,39 @@ def test_a_second_run_with_nothing_changed_does_nothing(
     assert summary.corpus_ok and summary.corpus_rebuilt == []
     assert summary.current_shards == summary.shards
     assert time.perf_counter() - started < 60
+
+
+CORPUS_STEPS = {"decontamination": {"workers": 1}, "clusters": {}, "quality_scores": {"workers": 1}}
+
+
+def test_a_corpus_step_that_loses_a_document_fails_its_books_balance(
+    sample_run: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As tests/test_gating.py does for the shard steps: every read of the cleaned corpus
+    misses a document (workers in this process, so the simulated bug reaches them). Rows in
+    come from the catalog, so the check fails and the last good version stays current."""
+    from orchestration.definitions import defs
+    from tests.test_gating import _lose_first_document_of
+
+    home = Path(sample_run.home)
+    monkeypatch.setenv("FOUNDRY_HOME", str(home))
+    monkeypatch.setenv("DAGSTER_HOME", str(home / "dagster"))
+    monkeypatch.setenv("FOUNDRY_EVAL_DIR", str(EVAL_DIR))
+    for asset, config in CORPUS_STEPS.items():
+        good = sample_run.files(asset)
+        with monkeypatch.context() as patch:
+            _lose_first_document_of(patch, "cleaned_documents")
+            result = dg.materialize(
+                [defs.get_assets_def(asset)],
+                instance=ensure_instance(),
+                resources={**defs.resources, "lake": sample_run},
+                run_config={"ops": {asset: {"config": config}}},
+                raise_on_error=False,
+            )
+        [balance] = [
+            c for c in result.get_asset_check_evaluations() if c.check_name == "books_balance"
+        ]
+        books = {k: v.value for k, v in balance.metadata.items()}
+        assert not balance.passed, (asset, books)
+        assert books["rows_in"] > books["kept"] + books["dropped"], (asset, books)
+        assert sample_run.files(asset) == good, f"{asset}: the last good version stays"
