@@ -20,7 +20,10 @@ from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, Metada
 log = logging.getLogger(__name__)
 
 
-BATCH_ROWS = 200_000
+# The size of a crawl shard: a corpus-wide table is checked with the memory of one shard's check
+# (measured on the 200k-document scale corpus: 496 MB peak at 20,000 rows, 589 MB at 200,000;
+# 3 s more CPU per 200,000 rows for the extra batches).
+BATCH_ROWS = 20_000
 DUCKDB_MEMORY = "256MB"
 EXAMPLES = 5
 DEFAULT_MAX_DROP_SHARE = 0.95
