@@ -79,7 +79,12 @@ class Embedder(ConfigurableResource):
         model = self.load()
         if isinstance(model, HashingSVD):
             return model.dimension
-        return int(model.get_sentence_embedding_dimension())
+        # sentence-transformers 6 renamed it; older releases have only the first name
+        size = (
+            getattr(model, "get_embedding_dimension", None)
+            or model.get_sentence_embedding_dimension
+        )
+        return int(size())
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Unit-normalised float32 vectors, in input order.

@@ -1,4 +1,4 @@
-"""Word and sentence splitting per language, as datatrove's filters see text.
+r"""Word and sentence splitting per language, as datatrove's filters see text.
 
 datatrove's quality filters (Gopher, C4, FineWeb) count words with
 ``datatrove.utils.word_tokenizers.load_word_tokenizer(language)`` and, in the C4 filter, count

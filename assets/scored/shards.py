@@ -115,7 +115,7 @@ class ShardReader:
                 rows = rows.filter(pl.col("model_id") == model_id)
             if not rows.is_empty():
                 found.append(rows)
-                missing = missing.filter(~missing.is_in(rows["doc_id"]))
+                missing = missing.filter(~missing.is_in(rows["doc_id"].implode()))
         if not found:
             schema = {c: pl.String for c in VECTOR_COLUMNS[:3]}
             return pl.DataFrame(schema={**schema, "embedding": pl.List(pl.Float32)})
