@@ -352,15 +352,20 @@ class Lake(ConfigurableResource):
         """Remove checkpoints whose rows a committed version holds. Each goes at once from the
         readers' view: locally by a rename into staging, remotely by its marker going first."""
         base = f"{check_name(asset, 'asset')}/{CHECKPOINTS}"
-        for key in keys:
-            folder = self._path(f"{base}/{safe_key(key)}")
-            if not self.remote:
-                trash = self._new_staging()
-                Path(folder).rename(trash / "checkpoint")
-                shutil.rmtree(trash, ignore_errors=True)
-                continue
-            self.filesystem.rm_file(f"{folder}/{COMPLETE_MARKER}")
-            self.filesystem.rm(folder, recursive=True)
+        folders = {safe_key(key): self._path(f"{base}/{safe_key(key)}") for key in keys}
+        if not folders:
+            return
+        if self.remote:
+            for folder in folders.values():
+                self.filesystem.rm_file(f"{folder}/{COMPLETE_MARKER}")
+                self.filesystem.rm(folder, recursive=True)
+            return
+        trash = self._new_staging()  # one staging folder for the batch: one sweep, one rmtree
+        try:
+            for name, folder in folders.items():
+                Path(folder).rename(trash / name)
+        finally:
+            shutil.rmtree(trash, ignore_errors=True)
 
     def _checkpoint_complete(self, folder: str) -> bool:
         fs = self.filesystem
